@@ -1,0 +1,287 @@
+package awsauth
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"strconv"
+	"strings"
+
+	yamlv2 "go.yaml.in/yaml/v2"
+	yaml "go.yaml.in/yaml/v3"
+	sigsyaml "sigs.k8s.io/yaml"
+)
+
+// The data keys the EKS authenticator reads. They are case-sensitive: a
+// "mapusers" key is silently ignored.
+const (
+	KeyMapRoles    = "mapRoles"
+	KeyMapUsers    = "mapUsers"
+	KeyMapAccounts = "mapAccounts"
+)
+
+// MaxConfigMapBytes is the most data (and binaryData) a ConfigMap may hold.
+const MaxConfigMapBytes = 1 << 20
+
+// section is one data key of aws-auth, read twice: as a goyaml.v3 node tree
+// (positions, comments, editing) and the way the authenticator reads it
+// (YAML 1.1 through sigs.k8s.io/yaml, then JSON), which is the one that
+// decides what gets loaded.
+type section struct {
+	key  string
+	text string
+	// doc is the parsed document and seq its top-level sequence; seq is nil
+	// when the key is empty (the authenticator skips blank, `` and ""
+	// values) or unreadable.
+	doc     *yaml.Node
+	seq     *yaml.Node
+	entries []*entry
+	// accounts holds mapAccounts as the authenticator decodes it.
+	accounts []string
+	// broken is set when the section could not be read; its findings say
+	// why and nothing in it may be edited.
+	broken bool
+}
+
+// entry is one item of mapRoles or mapUsers.
+type entry struct {
+	key   string
+	index int
+	node  *yaml.Node // the item
+	// isMapping is false for an item that is not a mapping; it was reported
+	// when parsed and is neither validated further nor edited.
+	isMapping bool
+	// keyNodes and valueNodes index the mapping by lowercased key (the
+	// authenticator matches field names case-insensitively).
+	keyNodes   map[string]*yaml.Node
+	valueNodes map[string]*yaml.Node
+	// view is the entry as the authenticator decodes it, by lowercased key;
+	// written holds every spelling seen per lowercased key.
+	view    map[string]json.RawMessage
+	written map[string][]string
+}
+
+// str returns a field's value when the authenticator reads it as a string.
+func (e *entry) str(field string) (string, bool) {
+	raw, ok := e.view[field]
+	if !ok {
+		return "", false
+	}
+	var s string
+	if json.Unmarshal(raw, &s) != nil {
+		return "", false
+	}
+	return s, true
+}
+
+// has reports whether the field is present (with any value).
+func (e *entry) has(field string) bool {
+	_, ok := e.view[field]
+	return ok
+}
+
+// line is the 1-based line of a field, or of the entry when the field is
+// absent.
+func (e *entry) line(field string) int {
+	if n := e.keyNodes[field]; n != nil {
+		return n.Line
+	}
+	if e.node != nil {
+		return e.node.Line
+	}
+	return 0
+}
+
+// label names the entry for people: its permission set, else its ARN.
+func (e *entry) label() string {
+	if ps, ok := e.str(fieldPermissionSet); ok && ps != "" {
+		return "permissionset " + ps
+	}
+	for _, f := range []string{fieldRoleARN, fieldUserARN} {
+		if v, ok := e.str(f); ok && v != "" {
+			return f + " " + v
+		}
+	}
+	return ""
+}
+
+// Field names, lowercased as the authenticator (encoding/json) matches them.
+const (
+	fieldRoleARN       = "rolearn"
+	fieldUserARN       = "userarn"
+	fieldUsername      = "username"
+	fieldGroups        = "groups"
+	fieldPermissionSet = "permissionset"
+	fieldSSO           = "sso"
+)
+
+// knownFields are the fields an entry of each key may have, spelled the
+// usual way.
+var knownFields = map[string][]string{
+	KeyMapRoles: {"rolearn", "username", "groups", "permissionset", "sso"},
+	KeyMapUsers: {"userarn", "username", "groups"},
+}
+
+// isSkippable mirrors the authenticator: these values are treated as absent.
+func isSkippable(text string) bool {
+	t := strings.TrimSpace(text)
+	return t == "" || t == "``" || t == `""`
+}
+
+var yamlLinePattern = regexp.MustCompile(`line (\d+)`)
+
+// errorLine pulls the line number out of a YAML parser error.
+func errorLine(err error) int {
+	if m := yamlLinePattern.FindStringSubmatch(err.Error()); m != nil {
+		n, _ := strconv.Atoi(m[1])
+		return n
+	}
+	return 0
+}
+
+// parseSection reads one data key. Structural problems become findings and
+// mark the section broken.
+func parseSection(key, text string) (*section, Findings) {
+	s := &section{key: key, text: text}
+	if isSkippable(text) {
+		return s, nil
+	}
+	fail := func(line int, reason, msg, hint string) (*section, Findings) {
+		s.broken = true
+		return s, Findings{{Severity: SeverityError, Key: key, Line: line, Reason: reason, Message: msg, Hint: hint}}
+	}
+
+	dec := yaml.NewDecoder(strings.NewReader(text))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		return fail(errorLine(err), "MalformedYAML",
+			fmt.Sprintf("%s is not valid YAML (%s); the authenticator would drop every mapping in it.", key, strings.TrimPrefix(err.Error(), "yaml: ")),
+			"fix the YAML at that line: check indentation, a missing '-', or an unquoted ': '")
+	}
+	var next yaml.Node
+	if err := dec.Decode(&next); err == nil || !errors.Is(err, io.EOF) {
+		line := next.Line
+		if err != nil {
+			line = errorLine(err)
+		}
+		if err != nil || !isEmptyDocument(&next) {
+			return fail(line, "MultipleDocuments",
+				fmt.Sprintf("%s holds more than one YAML document; the authenticator reads only the first and ignores everything after the '---'.", key),
+				"remove the '---' line (or move what follows it above it)")
+		}
+	}
+
+	s.doc = &doc
+	root := documentRoot(&doc)
+	if root == nil {
+		return s, nil // only comments
+	}
+	if root.Kind != yaml.SequenceNode {
+		want := "a list of mappings (each item starting with '- ')"
+		if key == KeyMapAccounts {
+			want = "a list of 12-digit account IDs"
+		}
+		return fail(root.Line, "NotAList", fmt.Sprintf("%s is not %s.", key, want),
+			"write each entry as a list item starting with '- '")
+	}
+	s.seq = root
+
+	if key == KeyMapAccounts {
+		// The authenticator decodes mapAccounts with goyaml.v2 into []string.
+		if err := yamlv2.Unmarshal([]byte(text), &s.accounts); err != nil {
+			return fail(errorLine(err), "ReadDifferently",
+				fmt.Sprintf("the authenticator cannot read mapAccounts: %v", err),
+				"write mapAccounts as a list of quoted 12-digit account IDs")
+		}
+		return s, nil
+	}
+
+	// The authenticator converts YAML to JSON with YAML 1.1 rules.
+	js, err := sigsyaml.YAMLToJSON([]byte(text))
+	if err != nil {
+		return fail(errorLine(err), "ReadDifferently",
+			fmt.Sprintf("the authenticator cannot read %s: %v; it would drop every mapping in it.", key, err),
+			"simplify the YAML: plain lists of mappings, no anchors or tags")
+	}
+	var items []json.RawMessage
+	if err := json.Unmarshal(js, &items); err != nil || len(items) != len(root.Content) {
+		return fail(root.Line, "ReadDifferently",
+			fmt.Sprintf("the authenticator reads %s differently from how it is written (%d entries written, %d read).", key, len(root.Content), len(items)),
+			"simplify the YAML: plain lists of mappings, no anchors, aliases or merge keys")
+	}
+
+	var findings Findings
+	for i, item := range root.Content {
+		e := &entry{key: key, index: i, node: item,
+			keyNodes: map[string]*yaml.Node{}, valueNodes: map[string]*yaml.Node{},
+			view: map[string]json.RawMessage{}, written: map[string][]string{}}
+		s.entries = append(s.entries, e)
+		if item.Kind == yaml.AliasNode {
+			item = item.Alias
+		}
+		switch {
+		case item.Kind == yaml.ScalarNode && item.ShortTag() == "!!null":
+			findings = append(findings, Finding{Severity: SeverityError, Key: key, Index: intp(i), Line: item.Line,
+				Reason: "EmptyEntry", Message: fmt.Sprintf("entry %d is empty; the authenticator would load a mapping that matches nobody.", i),
+				Hint: "remove the empty '- ' line or fill the entry in"})
+			continue
+		case item.Kind != yaml.MappingNode:
+			findings = append(findings, Finding{Severity: SeverityError, Key: key, Index: intp(i), Line: item.Line,
+				Reason: "NotAMapping", Message: fmt.Sprintf("entry %d is not a mapping of key: value lines; the authenticator cannot load it as a mapping.", i),
+				Hint: "write the entry as 'key: value' lines under its '- '"})
+			continue
+		}
+		e.isMapping = true
+		for j := 0; j+1 < len(item.Content); j += 2 {
+			k := strings.ToLower(item.Content[j].Value)
+			if _, seen := e.keyNodes[k]; !seen {
+				e.keyNodes[k], e.valueNodes[k] = item.Content[j], item.Content[j+1]
+			}
+		}
+		var obj map[string]json.RawMessage
+		if err := json.Unmarshal(items[i], &obj); err != nil {
+			continue // not an object: reported above through the v3 kind check
+		}
+		for k, v := range obj {
+			lk := strings.ToLower(k)
+			e.view[lk] = v
+			e.written[lk] = append(e.written[lk], k)
+		}
+	}
+	return s, findings
+}
+
+// documentRoot returns the content of a document node, or nil for an empty
+// or null document.
+func documentRoot(doc *yaml.Node) *yaml.Node {
+	if doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 {
+		return nil
+	}
+	root := doc.Content[0]
+	if root.Kind == yaml.ScalarNode && root.ShortTag() == "!!null" {
+		return nil
+	}
+	return root
+}
+
+func isEmptyDocument(doc *yaml.Node) bool { return documentRoot(doc) == nil }
+
+func intp(i int) *int { return &i }
+
+// encodeNode renders a node tree with goyaml.v3: the fallback when an edit
+// cannot be spliced into the original text.
+func encodeNode(n *yaml.Node) (string, error) {
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(n); err != nil {
+		return "", err
+	}
+	if err := enc.Close(); err != nil {
+		return "", err
+	}
+	return buf.String(), nil
+}

@@ -1,0 +1,106 @@
+package awsauth
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Severity says whether a finding rejects the object or is only shown.
+type Severity string
+
+const (
+	SeverityError   Severity = "error"
+	SeverityWarning Severity = "warning"
+)
+
+// Finding is one thing the engine has to say about an aws-auth document.
+// The JSON form is what `lint -o json` prints.
+type Finding struct {
+	Severity Severity `json:"severity"`
+	// Key is the data key (mapRoles, mapUsers, mapAccounts); empty for
+	// findings about the ConfigMap as a whole.
+	Key string `json:"key"`
+	// Index is the 0-based entry in Key, or nil when no entry applies.
+	Index *int `json:"index"`
+	// Field is the entry field (rolearn, groups, ...), when one applies.
+	Field string `json:"field"`
+	// Entry names the entry the way a person finds it: "permissionset
+	// Admin" or "rolearn arn:aws:iam::111122223333:role/ops".
+	Entry   string `json:"entry,omitempty"`
+	Line    int    `json:"line,omitempty"` // 1-based line inside the key's text
+	Message string `json:"message"`
+	Hint    string `json:"hint"`
+	// Reason is a stable, machine-readable rule name (used for metrics and
+	// Event reasons).
+	Reason string `json:"reason"`
+}
+
+// Where renders the location part of a finding: mapRoles[2] (permissionset
+// Admin), line 7.
+func (f Finding) Where() string {
+	var b strings.Builder
+	b.WriteString(f.Key)
+	if f.Index != nil {
+		fmt.Fprintf(&b, "[%d]", *f.Index)
+	}
+	if f.Entry != "" {
+		fmt.Fprintf(&b, " (%s)", f.Entry)
+	}
+	if f.Field != "" && f.Index != nil {
+		fmt.Fprintf(&b, " %s", f.Field)
+	}
+	if f.Line > 0 {
+		fmt.Fprintf(&b, ", line %d", f.Line)
+	}
+	if b.Len() == 0 {
+		return "aws-auth"
+	}
+	return b.String()
+}
+
+// String is the one-line form shown to people: where, what, and the fix.
+func (f Finding) String() string {
+	s := f.Where() + ": " + f.Message
+	if f.Hint != "" {
+		s += " Fix: " + f.Hint
+	}
+	return s
+}
+
+// Findings is a list of findings with helpers for the two severities.
+type Findings []Finding
+
+// Errors returns the findings that reject the object.
+func (fs Findings) Errors() Findings { return fs.filter(SeverityError) }
+
+// Warnings returns the findings that are only shown.
+func (fs Findings) Warnings() Findings { return fs.filter(SeverityWarning) }
+
+// HasErrors reports whether any finding rejects the object.
+func (fs Findings) HasErrors() bool {
+	for _, f := range fs {
+		if f.Severity == SeverityError {
+			return true
+		}
+	}
+	return false
+}
+
+func (fs Findings) filter(s Severity) Findings {
+	var out Findings
+	for _, f := range fs {
+		if f.Severity == s {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// Strings renders each finding on its own line.
+func (fs Findings) Strings() []string {
+	out := make([]string, len(fs))
+	for i, f := range fs {
+		out[i] = f.String()
+	}
+	return out
+}

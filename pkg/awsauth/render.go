@@ -1,0 +1,398 @@
+package awsauth
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+
+	yaml "go.yaml.in/yaml/v3"
+)
+
+// Options tune Render.
+type Options struct {
+	// NodeRoleARNs are the node roles that must be mapped: Render adds the
+	// node entry for each one that no entry maps.
+	NodeRoleARNs []string
+	// KeepUnresolved keeps the rolearn of an entry whose permission set no
+	// longer resolves, with a warning instead of an error. The resync loop
+	// sets it: it never drops an entry it cannot resolve.
+	KeepUnresolved bool
+	// ExtraBytes counts toward the ConfigMap size limit (its binaryData).
+	ExtraBytes int
+}
+
+// Result is what Render and Lint produce.
+type Result struct {
+	// Data is the ConfigMap data after rewriting. Keys that did not change
+	// keep the caller's strings.
+	Data map[string]string
+	// Changed lists the data keys whose text changed, sorted.
+	Changed  []string
+	Findings Findings
+	// Roles and Users are the mappings the authenticator loads from Data.
+	Roles, Users []Mapping
+}
+
+// Mapping is one entry as the authenticator will load it.
+type Mapping struct {
+	Index         int
+	ARN           string // rolearn or userarn as written
+	PermissionSet string
+	Username      string
+	Groups        []string
+}
+
+// Label names the mapping for people.
+func (m Mapping) Label() string {
+	if m.PermissionSet != "" {
+		return "permissionset " + m.PermissionSet
+	}
+	return m.ARN
+}
+
+// LookupError says that AWS could not answer a question the document needs
+// answered; nothing was rewritten.
+type LookupError struct {
+	Call  string   // the AWS call that failed, e.g. iam:ListRoles
+	Names []string // the permission sets left unresolved, if any
+	Err   error
+}
+
+func (e *LookupError) Error() string {
+	if len(e.Names) > 0 {
+		return fmt.Sprintf("cannot resolve permission set(s) %s: %s is unavailable: %v; they may well exist, try again later",
+			strings.Join(e.Names, ", "), e.Call, e.Err)
+	}
+	return fmt.Sprintf("%s failed: %v", e.Call, e.Err)
+}
+
+func (e *LookupError) Unwrap() error { return e.Err }
+
+// Lint validates the structure of aws-auth data without any AWS call.
+func Lint(data map[string]string) *Result {
+	return LintWithOptions(data, Options{})
+}
+
+// LintWithOptions is Lint with the size of binaryData counted.
+func LintWithOptions(data map[string]string, opts Options) *Result {
+	secs, findings := parseData(data)
+	v := &validator{lint: true}
+	v.validateData(data, opts.ExtraBytes, secs)
+	return newResult(data, nil, secs, append(findings, v.findings...))
+}
+
+// Render resolves what the document asks for — permission sets, the
+// $ACCOUNTID placeholder, pathed role ARNs, missing node roles — and
+// validates the result. It is the one rewrite used by the webhook, the
+// resync loop and the CLI. The error is non-nil only when AWS could not
+// answer a question the document needs (a *LookupError) or the options are
+// invalid; a document that is rejected comes back with error findings.
+func Render(ctx context.Context, data map[string]string, r Resolver, opts Options) (*Result, error) {
+	nodeRoles, err := canonicalNodeRoles(opts.NodeRoleARNs)
+	if err != nil {
+		return nil, err
+	}
+	secs, findings := parseData(data)
+	if findings.HasErrors() {
+		// A document that cannot be read is not edited: report and stop.
+		v := &validator{lint: true}
+		v.validateData(data, opts.ExtraBytes, secs)
+		return newResult(data, nil, secs, append(findings, v.findings...)), nil
+	}
+
+	rw := &rewriter{opts: opts, editors: map[string]*editor{}}
+	for _, s := range secs {
+		rw.sections = append(rw.sections, s)
+	}
+	if err := rw.resolve(ctx, r); err != nil {
+		return nil, err
+	}
+	rw.rewriteEntries()
+	rw.ensureNodeRoles(nodeRoles)
+
+	out := make(map[string]string, len(data)+1)
+	for k, v := range data {
+		out[k] = v
+	}
+	var changed []string
+	for key, ed := range rw.editors {
+		if !ed.changed {
+			continue
+		}
+		text, err := ed.result()
+		if err != nil {
+			return nil, err
+		}
+		if text != data[key] {
+			out[key] = text
+			changed = append(changed, key)
+		}
+	}
+	sort.Strings(changed)
+
+	// Judge the result as written, from scratch.
+	final, parseFindings := parseData(out)
+	v := &validator{}
+	v.validateData(out, opts.ExtraBytes, final)
+	all := append(rw.findings, parseFindings...)
+	return newResult(out, changed, final, append(all, v.findings...)), nil
+}
+
+// parseData parses the three keys the authenticator reads, in a fixed order.
+func parseData(data map[string]string) ([]*section, Findings) {
+	var secs []*section
+	var findings Findings
+	for _, key := range []string{KeyMapRoles, KeyMapUsers, KeyMapAccounts} {
+		text, ok := data[key]
+		if !ok {
+			continue
+		}
+		s, f := parseSection(key, text)
+		secs = append(secs, s)
+		findings = append(findings, f...)
+	}
+	return secs, findings
+}
+
+func newResult(data map[string]string, changed []string, secs []*section, findings Findings) *Result {
+	res := &Result{Data: data, Changed: changed, Findings: findings}
+	for _, s := range secs {
+		for _, e := range s.entries {
+			if !e.isMapping {
+				continue
+			}
+			m := Mapping{Index: e.index}
+			m.ARN, _ = e.str(arnField(s.key))
+			m.PermissionSet, _ = e.str(fieldPermissionSet)
+			m.Username, _ = e.str(fieldUsername)
+			if raw, ok := e.view[fieldGroups]; ok {
+				_ = json.Unmarshal(raw, &m.Groups) // a non-list was reported
+			}
+			switch s.key {
+			case KeyMapRoles:
+				res.Roles = append(res.Roles, m)
+			case KeyMapUsers:
+				res.Users = append(res.Users, m)
+			}
+		}
+	}
+	return res
+}
+
+func canonicalNodeRoles(arns []string) ([]string, error) {
+	var out []string
+	for _, s := range arns {
+		a, err := parseIAMARN(strings.TrimSpace(s), false)
+		if err != nil {
+			return nil, fmt.Errorf("node role ARN: %w", err)
+		}
+		if a.Kind != "role" {
+			return nil, fmt.Errorf("node role ARN %q is not an IAM role ARN", s)
+		}
+		out = append(out, a.Canonical())
+	}
+	return out, nil
+}
+
+// rewriter carries one Render call's state.
+type rewriter struct {
+	opts     Options
+	sections []*section
+	editors  map[string]*editor
+	findings Findings
+
+	account  Account
+	resolved map[string]string // permission set → role ARN
+	missing  map[string]bool   // permission sets that do not exist
+	existing []string
+}
+
+func (rw *rewriter) editor(s *section) *editor {
+	ed, ok := rw.editors[s.key]
+	if !ok {
+		ed = newEditor(s, s.doc)
+		rw.editors[s.key] = ed
+	}
+	return ed
+}
+
+func (rw *rewriter) section(key string) *section {
+	for _, s := range rw.sections {
+		if s.key == key {
+			return s
+		}
+	}
+	return nil
+}
+
+// resolve asks AWS, once each, only the questions the document raises.
+func (rw *rewriter) resolve(ctx context.Context, r Resolver) error {
+	needAccount := false
+	seen := map[string]bool{}
+	var names []string
+	for _, s := range rw.sections {
+		for _, e := range s.entries {
+			if !e.isMapping {
+				continue
+			}
+			if v, ok := e.str(arnField(s.key)); ok && strings.Contains(v, AccountIDPlaceholder) {
+				needAccount = true
+			}
+			if ps, ok := e.str(fieldPermissionSet); ok && s.key == KeyMapRoles && permissionSetPattern.MatchString(ps) && !seen[ps] {
+				seen[ps] = true
+				names = append(names, ps)
+			}
+		}
+	}
+	if (needAccount || len(names) > 0) && r == nil {
+		return fmt.Errorf("this document needs AWS lookups, but no AWS resolver is configured")
+	}
+	if needAccount {
+		acct, err := r.Account(ctx)
+		if err != nil {
+			return &LookupError{Call: "sts:GetCallerIdentity", Err: err}
+		}
+		rw.account = acct
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	lookup, err := r.PermissionSetRoles(ctx, names)
+	rw.resolved, rw.missing, rw.existing = lookup.ARNs, map[string]bool{}, lookup.Existing
+	var unresolved []string
+	for _, n := range names {
+		if _, ok := lookup.ARNs[n]; !ok {
+			unresolved = append(unresolved, n)
+			rw.missing[n] = true
+		}
+	}
+	if err != nil && len(unresolved) > 0 {
+		return &LookupError{Call: "iam:ListRoles", Names: unresolved, Err: err}
+	}
+	if lookup.Stale != nil {
+		rw.findings = append(rw.findings, Finding{Severity: SeverityWarning, Reason: "StaleLookup",
+			Message: fmt.Sprintf("IAM could not be asked (%v); permission sets were resolved from the last known roles.", lookup.Stale),
+			Hint:    "nothing to do if the permission sets did not change; the webhook retries IAM on its own"})
+	}
+	return nil
+}
+
+// rewriteEntries fills in rolearn from permissionset, replaces
+// $ACCOUNTID, and strips IAM paths from role ARNs.
+func (rw *rewriter) rewriteEntries() {
+	for _, s := range rw.sections {
+		if s.key == KeyMapAccounts {
+			continue
+		}
+		field := arnField(s.key)
+		for _, e := range s.entries {
+			if !e.isMapping {
+				continue
+			}
+			item := e.node
+			if item.Kind == yaml.AliasNode {
+				continue // editing an anchor would change every alias of it
+			}
+			if ps, ok := e.str(fieldPermissionSet); ok && s.key == KeyMapRoles {
+				rw.rewritePermissionSet(s, e, ps)
+				continue
+			}
+			value := e.valueNodes[field]
+			if value == nil || value.Kind != yaml.ScalarNode {
+				continue
+			}
+			arnText, _ := e.str(field)
+			next := strings.ReplaceAll(arnText, AccountIDPlaceholder, rw.account.ID)
+			if a, err := parseIAMARN(next, false); err == nil && a.Kind == "role" && a.Path != "/" {
+				next = a.Canonical()
+				rw.findings = append(rw.findings, Finding{Severity: SeverityWarning, Key: s.key, Index: intp(e.index),
+					Field: field, Entry: e.label(), Line: e.line(field), Reason: "PathStripped",
+					Message: fmt.Sprintf("the IAM path %q was removed from the role ARN (the authenticator compares ARNs without it).", a.Path),
+					Hint:    "write role ARNs without their path"})
+			}
+			if next != arnText {
+				rw.editor(s).setScalar(item, value, next)
+			}
+		}
+	}
+}
+
+func (rw *rewriter) rewritePermissionSet(s *section, e *entry, ps string) {
+	target, ok := rw.resolved[ps]
+	if !ok {
+		if !rw.missing[ps] {
+			return // an invalid name; reported by validation
+		}
+		existing := "none"
+		if len(rw.existing) > 0 {
+			existing = strings.Join(rw.existing, ", ")
+		}
+		if rw.opts.KeepUnresolved && e.has(fieldRoleARN) {
+			rw.findings = append(rw.findings, Finding{Severity: SeverityWarning, Key: s.key, Index: intp(e.index),
+				Field: fieldPermissionSet, Entry: e.label(), Line: e.line(fieldPermissionSet), Reason: "PermissionSetUnresolved",
+				Message: fmt.Sprintf("the permission set %q no longer has a role in the account; the entry keeps its last known rolearn.", ps),
+				Hint:    fmt.Sprintf("assign the permission set to the account again, or remove the entry (existing: %s)", existing)})
+			return
+		}
+		rw.findings = append(rw.findings, Finding{Severity: SeverityError, Key: s.key, Index: intp(e.index),
+			Field: fieldPermissionSet, Entry: e.label(), Line: e.line(fieldPermissionSet), Reason: "UnknownPermissionSet",
+			Message: fmt.Sprintf("the permission set %q has no role in this account (permission sets that do: %s).", ps, existing),
+			Hint:    "check the name (it is case-sensitive and matched exactly) and that the permission set is assigned to this account"})
+		return
+	}
+	value := e.valueNodes[fieldRoleARN]
+	switch {
+	case value == nil:
+		rw.editor(s).insertField(e.node, e.keyNodes[fieldPermissionSet], fieldRoleARN, target)
+	case value.Kind == yaml.ScalarNode && value.Value != target:
+		rw.editor(s).setScalar(e.node, value, target)
+	}
+}
+
+// ensureNodeRoles adds the node entry for each node role no entry maps.
+func (rw *rewriter) ensureNodeRoles(nodeRoles []string) {
+	if len(nodeRoles) == 0 {
+		return
+	}
+	s := rw.section(KeyMapRoles)
+	if s == nil {
+		s = &section{key: KeyMapRoles}
+		rw.sections = append(rw.sections, s)
+	}
+	mapped := map[string]bool{}
+	if ed := rw.editors[KeyMapRoles]; ed != nil && ed.seq != nil {
+		collectRoleKeys(ed.seq, mapped)
+	} else if s.seq != nil {
+		collectRoleKeys(s.seq, mapped)
+	}
+	for _, role := range nodeRoles {
+		a, _ := parseIAMARN(role, false)
+		if mapped[a.identityKey()] {
+			continue
+		}
+		rw.editor(s).appendNodeRoleEntry(role)
+		mapped[a.identityKey()] = true
+	}
+}
+
+// collectRoleKeys records the identity of every rolearn in the (possibly
+// edited) tree.
+func collectRoleKeys(seq *yaml.Node, into map[string]bool) {
+	for _, item := range seq.Content {
+		if item.Kind == yaml.AliasNode {
+			item = item.Alias
+		}
+		if item.Kind != yaml.MappingNode {
+			continue
+		}
+		for i := 0; i+1 < len(item.Content); i += 2 {
+			if strings.EqualFold(item.Content[i].Value, fieldRoleARN) {
+				if a, err := parseIAMARN(item.Content[i+1].Value, false); err == nil {
+					into[a.identityKey()] = true
+				}
+			}
+		}
+	}
+}

@@ -1,0 +1,324 @@
+package awsauth
+
+import (
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+	"unicode/utf8"
+
+	yaml "go.yaml.in/yaml/v3"
+)
+
+// editor changes one section. Every change is made twice: on the node tree
+// (the truth about what the result must mean) and, where it can be, as a
+// splice into the original text, so that everything the user wrote —
+// comments, blank lines, quoting, indentation — stays byte for byte. The
+// spliced text is re-parsed and must mean exactly the edited tree; if it
+// does not (an exotic layout), the tree is encoded with goyaml.v3 instead,
+// which keeps comments but may reflow whitespace.
+type editor struct {
+	sec        *section
+	doc        *yaml.Node // document node being edited
+	seq        *yaml.Node // top-level sequence being edited
+	lineStarts []int
+	eol        string
+	edits      []textEdit
+	// spliceable turns false once a change cannot be expressed as a splice.
+	spliceable bool
+	changed    bool
+}
+
+type textEdit struct {
+	start, end int
+	text       string
+}
+
+func newEditor(s *section, doc *yaml.Node) *editor {
+	ed := &editor{sec: s, doc: doc, seq: s.seq, eol: "\n", spliceable: true}
+	if strings.Contains(s.text, "\r\n") {
+		ed.eol = "\r\n"
+	}
+	start := 0
+	if strings.HasPrefix(s.text, "\uFEFF") {
+		start = len("\uFEFF") // the YAML reader skips a BOM without counting it
+	}
+	ed.lineStarts = append(ed.lineStarts, start)
+	for i := start; i < len(s.text); i++ {
+		if s.text[i] == '\n' {
+			ed.lineStarts = append(ed.lineStarts, i+1)
+		}
+	}
+	return ed
+}
+
+// offset turns a node's 1-based line and column (counted in characters)
+// into a byte offset in the text.
+func (ed *editor) offset(line, col int) (int, bool) {
+	if line < 1 || line > len(ed.lineStarts) || col < 1 {
+		return 0, false
+	}
+	off := ed.lineStarts[line-1]
+	for i := 1; i < col; i++ {
+		if off >= len(ed.sec.text) || ed.sec.text[off] == '\n' {
+			return 0, false
+		}
+		_, w := utf8.DecodeRuneInString(ed.sec.text[off:])
+		off += w
+	}
+	return off, true
+}
+
+// scalarExtent finds where a scalar's text starts and ends. It handles the
+// plain, single- and double-quoted styles without tags or anchors; anything
+// else is left to the encoder fallback.
+func (ed *editor) scalarExtent(n *yaml.Node, flow bool) (int, int, bool) {
+	if n == nil || n.Kind != yaml.ScalarNode || n.Anchor != "" || n.Line == 0 {
+		return 0, 0, false
+	}
+	start, ok := ed.offset(n.Line, n.Column)
+	if !ok {
+		return 0, 0, false
+	}
+	text := ed.sec.text
+	switch n.Style {
+	case 0:
+		end := start
+		for end < len(text) {
+			c := text[end]
+			if c == '\n' || c == '\r' || c == '#' && end > start && (text[end-1] == ' ' || text[end-1] == '\t') ||
+				flow && (c == ',' || c == ']' || c == '}') {
+				break
+			}
+			end++
+		}
+		for end > start && (text[end-1] == ' ' || text[end-1] == '\t') {
+			end--
+		}
+		if text[start:end] != n.Value {
+			return 0, 0, false // a multi-line plain scalar
+		}
+		return start, end, true
+	case yaml.DoubleQuotedStyle, yaml.SingleQuotedStyle:
+		q := byte('"')
+		if n.Style == yaml.SingleQuotedStyle {
+			q = '\''
+		}
+		if start >= len(text) || text[start] != q {
+			return 0, 0, false
+		}
+		for i := start + 1; i < len(text); i++ {
+			switch {
+			case q == '"' && text[i] == '\\':
+				i++
+			case text[i] == q && q == '\'' && i+1 < len(text) && text[i+1] == '\'':
+				i++
+			case text[i] == q:
+				return start, i + 1, true
+			}
+		}
+	}
+	return 0, 0, false
+}
+
+var plainSafe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_+=,.@:/$-]*$`)
+
+// quoteLike renders a value in the same style as the scalar it replaces.
+func quoteLike(style yaml.Style, value string) (string, bool) {
+	switch style {
+	case 0:
+		if plainSafe.MatchString(value) && !strings.Contains(value, ": ") {
+			return value, true
+		}
+		return fmt.Sprintf("%q", value), true
+	case yaml.DoubleQuotedStyle:
+		return fmt.Sprintf("%q", value), true
+	case yaml.SingleQuotedStyle:
+		return "'" + strings.ReplaceAll(value, "'", "''") + "'", true
+	}
+	return "", false
+}
+
+// inFlow reports whether a mapping item sits in a flow collection.
+func (ed *editor) inFlow(item *yaml.Node) bool {
+	return ed.seq.Style&yaml.FlowStyle != 0 || item.Style&yaml.FlowStyle != 0
+}
+
+// setScalar changes a scalar's value.
+func (ed *editor) setScalar(item, n *yaml.Node, value string) {
+	if n.Value == value {
+		return
+	}
+	ed.changed = true
+	if ed.spliceable {
+		start, end, ok := ed.scalarExtent(n, ed.inFlow(item))
+		text, okq := quoteLike(n.Style, value)
+		if ok && okq {
+			ed.edits = append(ed.edits, textEdit{start, end, text})
+		} else {
+			ed.spliceable = false
+		}
+	}
+	n.Value = value
+	n.Tag = "!!str"
+}
+
+// insertField adds `key: value` to a mapping, just before the key node
+// `before`, at the same indentation.
+func (ed *editor) insertField(item, before *yaml.Node, key, value string) {
+	ed.changed = true
+	if ed.spliceable {
+		ed.spliceable = false
+		if before.Style == 0 && before.Anchor == "" {
+			if at, ok := ed.offset(before.Line, before.Column); ok && strings.HasPrefix(ed.sec.text[at:], before.Value) {
+				v, _ := quoteLike(0, value)
+				text := key + ": " + v + ed.eol + strings.Repeat(" ", before.Column-1)
+				if ed.inFlow(item) {
+					text = key + ": " + v + ", "
+				}
+				ed.edits = append(ed.edits, textEdit{at, at, text})
+				ed.spliceable = true
+			}
+		}
+	}
+	pos := len(item.Content)
+	for i := 0; i < len(item.Content); i += 2 {
+		if item.Content[i] == before {
+			pos = i
+		}
+	}
+	pair := []*yaml.Node{
+		{Kind: yaml.ScalarNode, Tag: "!!str", Value: key},
+		{Kind: yaml.ScalarNode, Tag: "!!str", Value: value},
+	}
+	item.Content = append(item.Content[:pos], append(pair, item.Content[pos:]...)...)
+}
+
+// appendNodeRoleEntry adds the entry a node role needs, after the last
+// entry, indented like the first one.
+func (ed *editor) appendNodeRoleEntry(roleARN string) {
+	ed.changed = true
+	item := nodeRoleEntry(roleARN)
+	text := ed.sec.text
+	if ed.seq == nil {
+		// Empty key: start a fresh list after any comments; `` and "" go.
+		ed.seq = &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq"}
+		ed.doc = &yaml.Node{Kind: yaml.DocumentNode, Content: []*yaml.Node{ed.seq}}
+		start := len(text)
+		if t := strings.TrimSpace(text); t == "``" || t == `""` {
+			start, text = 0, ""
+		}
+		ed.edits = append(ed.edits, textEdit{start, len(ed.sec.text), ed.entryText(text, 1, 3, roleARN)})
+	} else if ed.spliceable {
+		dash, ok := ed.offset(ed.seq.Line, ed.seq.Column)
+		keyCol := ed.seq.Column + 2
+		if len(ed.seq.Content) > 0 && ed.seq.Content[0].Kind == yaml.MappingNode && ed.seq.Content[0].Line == ed.seq.Line {
+			keyCol = ed.seq.Content[0].Column
+		}
+		if ok && ed.seq.Style&yaml.FlowStyle == 0 && text[dash] == '-' && keyCol >= ed.seq.Column+2 {
+			ed.edits = append(ed.edits, textEdit{len(text), len(text), ed.entryText(text, ed.seq.Column, keyCol, roleARN)})
+		} else {
+			ed.spliceable = false
+		}
+	}
+	ed.seq.Content = append(ed.seq.Content, item)
+}
+
+// entryText renders a node-role entry to follow text, its '-' at dashCol
+// and its keys at keyCol.
+func (ed *editor) entryText(text string, dashCol, keyCol int, roleARN string) string {
+	var b strings.Builder
+	if text != "" && !strings.HasSuffix(text, "\n") {
+		b.WriteString(ed.eol)
+	}
+	pad := strings.Repeat(" ", keyCol-1)
+	b.WriteString(strings.Repeat(" ", dashCol-1) + "-" + strings.Repeat(" ", keyCol-dashCol-1))
+	for _, line := range []string{
+		"rolearn: " + roleARN,
+		pad + "username: " + NodeUsername,
+		pad + "groups:",
+		pad + "  - " + NodeGroups[0],
+		pad + "  - " + NodeGroups[1],
+	} {
+		b.WriteString(line + ed.eol)
+	}
+	return b.String()
+}
+
+// NodeUsername and NodeGroups are what a node role must be mapped to.
+const NodeUsername = "system:node:{{EC2PrivateDNSName}}"
+
+var NodeGroups = []string{"system:bootstrappers", "system:nodes"}
+
+func nodeRoleEntry(roleARN string) *yaml.Node {
+	str := func(v string) *yaml.Node { return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: v} }
+	groups := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq"}
+	for _, g := range NodeGroups {
+		groups.Content = append(groups.Content, str(g))
+	}
+	return &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Content: []*yaml.Node{
+		str("rolearn"), str(roleARN),
+		str("username"), str(NodeUsername),
+		str("groups"), groups,
+	}}
+}
+
+// result returns the section's new text: the spliced original when it
+// means exactly the edited tree, else the tree encoded.
+func (ed *editor) result() (string, error) {
+	if ed.spliceable {
+		sort.Slice(ed.edits, func(i, j int) bool { return ed.edits[i].start > ed.edits[j].start })
+		out := ed.sec.text
+		prev := len(out) + 1
+		for _, e := range ed.edits {
+			if e.end > prev {
+				ed.spliceable = false // overlapping edits: never guess
+				break
+			}
+			out = out[:e.start] + e.text + out[e.end:]
+			prev = e.start
+		}
+		if ed.spliceable && meansSame(out, ed.seq) {
+			return out, nil
+		}
+	}
+	out, err := encodeNode(ed.doc)
+	if err != nil {
+		return "", fmt.Errorf("encode %s: %w", ed.sec.key, err)
+	}
+	if !meansSame(out, ed.seq) {
+		return "", fmt.Errorf("internal error: the rewritten %s does not read back as intended", ed.sec.key)
+	}
+	return out, nil
+}
+
+// meansSame reports whether text parses to a tree with the same structure,
+// tags and values as want (comments, styles and positions aside).
+func meansSame(text string, want *yaml.Node) bool {
+	var doc yaml.Node
+	if err := yaml.Unmarshal([]byte(text), &doc); err != nil {
+		return false
+	}
+	return sameTree(documentRoot(&doc), want)
+}
+
+func sameTree(a, b *yaml.Node) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	if a.Kind == yaml.AliasNode || b.Kind == yaml.AliasNode {
+		return a.Kind == b.Kind && sameTree(a.Alias, b.Alias)
+	}
+	if a.Kind != b.Kind || a.ShortTag() != b.ShortTag() || len(a.Content) != len(b.Content) {
+		return false
+	}
+	if a.Kind == yaml.ScalarNode && a.Value != b.Value {
+		return false
+	}
+	for i := range a.Content {
+		if !sameTree(a.Content[i], b.Content[i]) {
+			return false
+		}
+	}
+	return true
+}
