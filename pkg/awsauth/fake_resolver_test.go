@@ -30,6 +30,7 @@ func newFakeResolver() *fakeResolver {
 			"Dev+Ops":        "arn:aws:iam::111122223333:role/AWSReservedSSO_Dev+Ops_1111111111111111",
 			"Admin.Ops":      "arn:aws:iam::111122223333:role/AWSReservedSSO_Admin.Ops_2222222222222222",
 			"a=b,c@d-e_f":    "arn:aws:iam::111122223333:role/AWSReservedSSO_a=b,c@d-e_f_3333333333333333",
+			"Admin.Ops2":     "arn:aws:iam::111122223333:role/AWSReservedSSO_Admin.Ops2_4444444444444444",
 		},
 	}
 }

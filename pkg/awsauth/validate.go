@@ -161,7 +161,7 @@ func (v *validator) validateFields(e *entry) {
 		}
 		if _, isString := e.str(f); !isString {
 			v.entryFinding(SeverityError, e, f, "WrongType",
-				fmt.Sprintf("%s is read by the authenticator as %s, not as a string (YAML 1.1 reads yes/no/on/off/y/n as booleans, and ~ or nothing as null), so the mapping breaks.", f, describeJSON(raw)),
+				fmt.Sprintf("%s is read by the authenticator as %s, not as a string (YAML 1.1 reads yes/no/on/off/y/n as booleans and 0x1F or 1e3 as numbers), so the mapping breaks.", f, describeJSON(raw)),
 				fmt.Sprintf("put the value of %s in quotes", f))
 		}
 	}
@@ -224,13 +224,11 @@ func (v *validator) validateIdentity(e *entry) string {
 			v.entryFinding(SeverityError, e, fieldPermissionSet, "PermissionSetInMapUsers",
 				"permissionset names an SSO role; it has no meaning in mapUsers.", "move the entry to mapRoles")
 		}
-		arnText, ok := e.str(fieldUserARN)
-		if !ok || arnText == "" {
-			if !e.has(fieldUserARN) {
-				v.entryFinding(SeverityError, e, fieldUserARN, "MissingARN",
-					"the entry has no userarn; the authenticator would load a mapping that matches nobody.",
-					"add userarn: arn:aws:iam::<account>:user/NAME")
-			}
+		arnText, _ := e.str(fieldUserARN)
+		if arnText == "" {
+			v.entryFinding(SeverityError, e, fieldUserARN, "MissingARN",
+				"the entry has no userarn; the authenticator would load a mapping that matches nobody.",
+				"add userarn: arn:aws:iam::<account>:user/NAME")
 			return ""
 		}
 		a, err := parseIAMARN(arnText, v.lint)
@@ -263,17 +261,17 @@ func (v *validator) validateIdentity(e *entry) string {
 			"replace sso: with permissionset: NAME; the webhook resolves it to the role ARN")
 		return ""
 	}
-	arnText, hasARN := e.str(fieldRoleARN)
-	if !hasARN || arnText == "" {
+	arnText, _ := e.str(fieldRoleARN)
+	if arnText == "" {
 		if hasPS && v.lint {
 			return "permissionset/" + strings.ToLower(ps)
 		}
-		if !e.has(fieldRoleARN) && !e.has(fieldPermissionSet) {
+		if !e.has(fieldPermissionSet) {
 			v.entryFinding(SeverityError, e, fieldRoleARN, "MissingARN",
-				"the entry has neither rolearn nor permissionset; the authenticator would load a mapping that matches nobody.",
+				"the entry has neither a rolearn nor a permissionset; the authenticator would load a mapping that matches nobody.",
 				"add rolearn: arn:aws:iam::<account>:role/NAME, or permissionset: NAME for an SSO permission set")
 		}
-		return ""
+		return "" // an unresolved permission set was reported by Render
 	}
 	a, err := parseIAMARN(arnText, v.lint)
 	if err != nil {

@@ -1,0 +1,248 @@
+package awsauth
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+)
+
+// goldenCase is one file under testdata/render: a description, then
+// sections "-- options --", "-- in KEY --", "-- out KEY --", "-- findings --".
+type goldenCase struct {
+	nodeRoles []string
+	in, out   map[string]string
+	findings  []want
+}
+
+func readGolden(t *testing.T, path string) goldenCase {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gc := goldenCase{in: map[string]string{}, out: map[string]string{}}
+	var name string
+	var body strings.Builder
+	flush := func() {
+		text := body.String()
+		switch {
+		case name == "options":
+			for _, line := range strings.Split(strings.TrimSpace(text), "\n") {
+				if v, ok := strings.CutPrefix(line, "node-role-arn: "); ok {
+					gc.nodeRoles = append(gc.nodeRoles, v)
+				}
+			}
+		case name == "findings":
+			for _, line := range strings.Split(strings.TrimSpace(text), "\n") {
+				if line != "" {
+					gc.findings = append(gc.findings, want(line))
+				}
+			}
+		case strings.HasPrefix(name, "in "):
+			gc.in[strings.TrimPrefix(name, "in ")] = text
+		case strings.HasPrefix(name, "out "):
+			gc.out[strings.TrimPrefix(name, "out ")] = text
+		}
+		body.Reset()
+	}
+	for _, line := range strings.SplitAfter(string(raw), "\n") {
+		if strings.HasPrefix(line, "-- ") && strings.HasSuffix(strings.TrimSpace(line), " --") {
+			flush()
+			name = strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(line), "-- "), " --")
+			continue
+		}
+		body.WriteString(line)
+	}
+	flush()
+	return gc
+}
+
+// TestRenderGolden renders each golden input and compares the output byte
+// for byte, then renders the output again: render is idempotent.
+func TestRenderGolden(t *testing.T) {
+	files, _ := filepath.Glob("testdata/render/*.txt")
+	if len(files) == 0 {
+		t.Fatal("no golden files")
+	}
+	for _, file := range files {
+		t.Run(strings.TrimSuffix(filepath.Base(file), ".txt"), func(t *testing.T) {
+			gc := readGolden(t, file)
+			opts := Options{NodeRoleARNs: gc.nodeRoles}
+			res, err := Render(context.Background(), gc.in, newFakeResolver(), opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			assertFindings(t, res.Findings, gc.findings)
+			keys := map[string]bool{}
+			for k := range gc.out {
+				keys[k] = true
+			}
+			for k := range res.Data {
+				keys[k] = true
+			}
+			for k := range keys {
+				if res.Data[k] != gc.out[k] {
+					t.Errorf("%s:\n--- got ---\n%s--- want ---\n%s", k, res.Data[k], gc.out[k])
+				}
+			}
+			if res.Findings.HasErrors() {
+				return
+			}
+			again, err := Render(context.Background(), res.Data, newFakeResolver(), opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(again.Changed) != 0 {
+				t.Errorf("render is not idempotent: second pass changed %v", again.Changed)
+			}
+		})
+	}
+}
+
+func TestRenderKeepsCRLF(t *testing.T) {
+	in := "- permissionset: Admin\r\n  username: admin\r\n"
+	res, err := Render(context.Background(), map[string]string{"mapRoles": in}, newFakeResolver(),
+		Options{NodeRoleARNs: []string{"arn:aws:iam::111122223333:role/eks-node"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "- rolearn: arn:aws:iam::111122223333:role/AWSReservedSSO_Admin_0123456789abcdef\r\n  permissionset: Admin\r\n  username: admin\r\n" +
+		"- rolearn: arn:aws:iam::111122223333:role/eks-node\r\n  username: system:node:{{EC2PrivateDNSName}}\r\n  groups:\r\n    - system:bootstrappers\r\n    - system:nodes\r\n"
+	if got := res.Data["mapRoles"]; got != want {
+		t.Fatalf("got %q\nwant %q", got, want)
+	}
+}
+
+func TestRenderLeavesOtherKeysAlone(t *testing.T) {
+	data := map[string]string{"mapRoles": "- permissionset: Admin\n  username: a\n", "notes": "keep: me\n"}
+	res, err := Render(context.Background(), data, newFakeResolver(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Data["notes"] != "keep: me\n" || !equalStrings(res.Changed, []string{"mapRoles"}) {
+		t.Fatalf("changed %v, notes %q", res.Changed, res.Data["notes"])
+	}
+	if data["mapRoles"] != "- permissionset: Admin\n  username: a\n" {
+		t.Fatal("Render modified its input map")
+	}
+}
+
+// TestRenderAsksAWSOnlyWhenNeeded: no permission set and no $ACCOUNTID
+// means no AWS call at all; otherwise one call per question.
+func TestRenderAsksAWSOnlyWhenNeeded(t *testing.T) {
+	r := newFakeResolver()
+	_, err := Render(context.Background(), map[string]string{"mapRoles": nodeEntry}, r,
+		Options{NodeRoleARNs: []string{"arn:aws:iam::111122223333:role/eks-node"}})
+	if err != nil || r.accounts+r.lookups != 0 {
+		t.Fatalf("err=%v accounts=%d lookups=%d, want no calls", err, r.accounts, r.lookups)
+	}
+	_, err = Render(context.Background(), map[string]string{
+		"mapRoles": "- permissionset: Admin\n  username: a\n- permissionset: Dev+Ops\n  username: b\n- rolearn: arn:aws:iam::$ACCOUNTID:role/x\n  username: x\n",
+		"mapUsers": "- userarn: arn:aws:iam::$ACCOUNTID:user/y\n  username: y\n",
+	}, r, Options{})
+	if err != nil || r.accounts != 1 || r.lookups != 1 {
+		t.Fatalf("err=%v accounts=%d lookups=%d, want one of each", err, r.accounts, r.lookups)
+	}
+	if _, err := Render(context.Background(), map[string]string{"mapRoles": "- permissionset: Admin\n"}, nil, Options{}); err == nil {
+		t.Fatal("a document that needs AWS rendered without a resolver")
+	}
+}
+
+func TestRenderAWSFailures(t *testing.T) {
+	data := map[string]string{"mapRoles": "- permissionset: Admin\n  username: a\n"}
+
+	r := newFakeResolver()
+	r.iamErr = errIAMDown
+	_, err := Render(context.Background(), data, r, Options{})
+	var le *LookupError
+	if !errors.As(err, &le) || le.Call != "iam:ListRoles" || !equalStrings(le.Names, []string{"Admin"}) || !errors.Is(err, errIAMDown) {
+		t.Fatalf("IAM down: got %v", err)
+	}
+	if !strings.Contains(err.Error(), "may well exist") {
+		t.Errorf("the message must not blame the name: %v", err)
+	}
+
+	r = newFakeResolver()
+	r.stsErr = errors.New("ExpiredToken")
+	_, err = Render(context.Background(), map[string]string{"mapUsers": "- userarn: arn:aws:iam::$ACCOUNTID:user/a\n  username: a\n"}, r, Options{})
+	if !errors.As(err, &le) || le.Call != "sts:GetCallerIdentity" {
+		t.Fatalf("STS down: got %v", err)
+	}
+
+	// Served from the last known state: rewritten, with a warning.
+	r = newFakeResolver()
+	r.stale = errIAMDown
+	res, err := Render(context.Background(), data, r, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertFindings(t, res.Findings, []want{"warning StaleLookup"})
+	if !strings.Contains(res.Data["mapRoles"], "AWSReservedSSO_Admin_0123456789abcdef") {
+		t.Fatalf("stale answer not used: %s", res.Data["mapRoles"])
+	}
+}
+
+// TestRenderKeepUnresolved: the resync loop keeps an entry whose permission
+// set vanished, with its last ARN, and says so.
+func TestRenderKeepUnresolved(t *testing.T) {
+	in := "- rolearn: arn:aws:iam::111122223333:role/AWSReservedSSO_Gone_0123456789abcdef\n  permissionset: Gone\n  username: a\n"
+	res, err := Render(context.Background(), map[string]string{"mapRoles": in}, newFakeResolver(), Options{KeepUnresolved: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertFindings(t, res.Findings, []want{"warning PermissionSetUnresolved mapRoles[0]"})
+	if len(res.Changed) != 0 {
+		t.Fatalf("changed %v", res.Changed)
+	}
+	res, _ = Render(context.Background(), map[string]string{"mapRoles": in}, newFakeResolver(), Options{})
+	assertFindings(t, res.Findings, []want{"error UnknownPermissionSet mapRoles[0]"})
+	if msg := res.Findings[0].Message; !strings.Contains(msg, "Admin, Admin.Ops, Admin.Ops2, Admin_ReadOnly") {
+		t.Errorf("message does not list the existing permission sets: %s", msg)
+	}
+}
+
+func TestRenderDuplicateAfterResolution(t *testing.T) {
+	res, err := Render(context.Background(), map[string]string{"mapRoles": "- permissionset: Admin\n  username: a\n" +
+		"- rolearn: arn:aws:iam::111122223333:role/aws-reserved/sso.amazonaws.com/AWSReservedSSO_Admin_0123456789ABCDEF\n  username: b\n"},
+		newFakeResolver(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertFindings(t, res.Findings, []want{"error DuplicateARN mapRoles[1]", "warning PathStripped mapRoles[1]"})
+}
+
+func TestRenderNodeRoleValidation(t *testing.T) {
+	for _, bad := range []string{"arn:aws:iam::111122223333:user/x", "eks-node", "arn:aws:iam::1:role/x"} {
+		if _, err := Render(context.Background(), map[string]string{}, nil, Options{NodeRoleARNs: []string{bad}}); err == nil {
+			t.Errorf("node role %q accepted", bad)
+		}
+	}
+}
+
+func TestResultMappings(t *testing.T) {
+	res, err := Render(context.Background(), map[string]string{
+		"mapRoles": "- permissionset: Admin\n  username: admin\n  groups: [system:masters]\n",
+		"mapUsers": "- userarn: arn:aws:iam::111122223333:user/alice\n  username: alice\n",
+	}, newFakeResolver(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Roles) != 1 || res.Roles[0].ARN != "arn:aws:iam::111122223333:role/AWSReservedSSO_Admin_0123456789abcdef" ||
+		res.Roles[0].PermissionSet != "Admin" || !equalStrings(res.Roles[0].Groups, []string{"system:masters"}) {
+		t.Fatalf("roles: %+v", res.Roles)
+	}
+	if len(res.Users) != 1 || res.Users[0].Username != "alice" {
+		t.Fatalf("users: %+v", res.Users)
+	}
+}
+
+func equalStrings(a, b []string) bool {
+	a, b = append([]string(nil), a...), append([]string(nil), b...)
+	sort.Strings(a)
+	sort.Strings(b)
+	return strings.Join(a, "\x00") == strings.Join(b, "\x00")
+}
