@@ -18,7 +18,7 @@ type goldenCase struct {
 	findings  []want
 }
 
-func readGolden(t *testing.T, path string) goldenCase {
+func readGolden(t testing.TB, path string) goldenCase {
 	t.Helper()
 	raw, err := os.ReadFile(path)
 	if err != nil {
