@@ -1,0 +1,169 @@
+#!/usr/bin/env bash
+# Build the control-plane binaries the e2e tests run, once, into a cache folder
+# outside the work tree, keyed by version.
+#
+#   e2e/tools/install.sh [kube|etcd|all]     (default: all)
+#
+# Prints, as the last line on stdout, the absolute path of what was asked for:
+#   all   the envtest assets folder (kube-apiserver, etcd, kubectl), ready for
+#         KUBEBUILDER_ASSETS
+#   kube  the k8s-<version> folder
+#   etcd  the etcd-<version> folder
+# Everything else (build chatter) goes to stderr.
+#
+# Cache root: $AWS_AUTH_WEBHOOK_CACHE, default ~/.cache/aws-auth-webhook.
+# A binary that already exists is never rebuilt (a warm run takes well under a
+# second); delete its folder to force a rebuild. Builds go to a temporary name
+# and are renamed into place, so an interrupted build leaves no half binary.
+#
+# Each binary comes from a small tools module next to this script
+# (e2e/tools/<name>/go.mod), whose go.mod pins the same version as below.
+#
+# Memory: linking kube-apiserver peaks at ~2.6 GB RSS (measured, -p=2, 2 cores);
+# the cold build of everything takes ~9-10 min there. Binaries are built one at
+# a time; AWS_AUTH_WEBHOOK_BUILD_P sets go build -p (default 2).
+set -euo pipefail
+
+# ---- versions: the one place to change them ---------------------------------
+K8S_VERSION=v1.37.1   # k8s.io/kubernetes; e2e/tools/kube/pin.sh rewrites its go.mod
+ETCD_VERSION=v3.7.0   # go.etcd.io/etcd/server/v3
+# ------------------------------------------------------------------------------
+
+TOOLS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
+BUILD_P=${AWS_AUTH_WEBHOOK_BUILD_P:-2}
+
+# stdout carries only the final path; send everything else to stderr.
+exec 3>&1 1>&2
+
+log() { printf 'install.sh: %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+cache_root() {
+	local root=${AWS_AUTH_WEBHOOK_CACHE:-$HOME/.cache/aws-auth-webhook}
+	mkdir -p "$root"
+	root=$(cd "$root" && pwd -P)
+	local repo
+	repo=$(cd "$TOOLS_DIR/../.." && pwd -P)
+	case "$root/" in
+	"$repo"/*) log "warning: cache $root is inside the work tree $repo; keep binaries out of git" ;;
+	esac
+	printf '%s\n' "$root"
+}
+CACHE=$(cache_root)
+
+LOCKED= # set once this run holds the cache lock
+
+# Temp files of builds in flight; removed on any exit.
+TMP_FILES=()
+cleanup() { ((${#TMP_FILES[@]} == 0)) || rm -f "${TMP_FILES[@]}"; }
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# require_pin MODULE_DIR MODULE_PATH VERSION: fail when the tools module's
+# go.mod pins another version than this script (two places, one truth).
+require_pin() {
+	local gomod="$TOOLS_DIR/$1/go.mod"
+	[[ -f $gomod ]] || die "missing $gomod"
+	grep -Eq "^(require)?[[:space:]]*$2 $3([[:space:]]|$)" "$gomod" ||
+		die "$gomod does not require $2 $3; install.sh and the tools module disagree"
+}
+
+# build_bin MODULE_DIR OUT_DIR NAME PACKAGE [LDFLAGS...]
+# Builds PACKAGE from the tools module into $CACHE/OUT_DIR/NAME unless it exists.
+build_bin() {
+	local mod=$1 out="$CACHE/$2" name=$3 pkg=$4
+	shift 4
+	local dest="$out/$name"
+	if [[ -x $dest ]]; then
+		log "have $dest"
+		return 0
+	fi
+	command -v go >/dev/null || die "go is not on PATH; it is needed to build $name"
+	mkdir -p "$out"
+	# Leftovers of a killed build; only safe while we hold the lock.
+	[[ -z $LOCKED ]] || rm -f "$out/.$name.tmp."*
+	local tmp="$out/.$name.tmp.$$"
+	TMP_FILES+=("$tmp")
+	log "building $name ($pkg) -> $dest"
+	local start=$SECONDS
+	(
+		cd "$TOOLS_DIR/$mod"
+		CGO_ENABLED=0 go build -p "$BUILD_P" -trimpath \
+			-ldflags "-s -w $*" -o "$tmp" "$pkg"
+	)
+	mv -f "$tmp" "$dest"
+	log "built $name in $((SECONDS - start))s"
+}
+
+# ---- targets: one function per target ----------------------------------------
+# A target builds its binaries with build_bin and sets OUT to its folder.
+# To add one (helm, cert-manager, ...): a version above, a tools module in
+# e2e/tools/<name>/, a target_<name> function here, and its name in ALL.
+
+ALL=(kube etcd)
+
+k8s_dir() { printf 'k8s-%s' "$K8S_VERSION"; }
+etcd_dir() { printf 'etcd-%s' "$ETCD_VERSION"; }
+
+target_kube() {
+	require_pin kube k8s.io/kubernetes "$K8S_VERSION"
+	local v=$K8S_VERSION ld=() pkg
+	[[ $v =~ ^v([0-9]+)\.([0-9]+)\. ]] || die "bad K8S_VERSION $v"
+	# Without the stamp the server says v0.0.0-master (Helm kubeVersion checks fail).
+	for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+		ld+=("-X $pkg.gitVersion=$v" "-X $pkg.gitMajor=${BASH_REMATCH[1]}" "-X $pkg.gitMinor=${BASH_REMATCH[2]}")
+	done
+	local bin
+	for bin in kube-apiserver kube-controller-manager kubectl; do
+		build_bin kube "$(k8s_dir)" "$bin" "k8s.io/kubernetes/cmd/$bin" "${ld[@]}"
+	done
+	OUT="$CACHE/$(k8s_dir)"
+}
+
+target_etcd() {
+	require_pin etcd go.etcd.io/etcd/server/v3 "$ETCD_VERSION"
+	build_bin etcd "$(etcd_dir)" etcd go.etcd.io/etcd/server/v3
+	OUT="$CACHE/$(etcd_dir)"
+}
+
+# The envtest assets folder: kube-apiserver, etcd, kubectl side by side.
+assemble_assets() {
+	local assets="$CACHE/assets-$(k8s_dir)-$(etcd_dir)"
+	mkdir -p "$assets"
+	local src
+	for src in "$(k8s_dir)/kube-apiserver" "$(k8s_dir)/kubectl" "$(etcd_dir)/etcd"; do
+		[[ -x $CACHE/$src ]] || die "missing $CACHE/$src"
+		ln -sfn "../$src" "$assets/$(basename "$src")"
+	done
+	OUT=$assets
+}
+
+target_all() {
+	local t
+	for t in "${ALL[@]}"; do
+		"target_$t"
+	done
+	assemble_assets
+}
+
+# ------------------------------------------------------------------------------
+
+main() {
+	local target=${1:-all}
+	(($# <= 1)) || die "usage: install.sh [$(IFS='|'; echo "${ALL[*]}")|all]"
+	declare -F "target_$target" >/dev/null ||
+		die "unknown target '$target'; usage: install.sh [$(IFS='|'; echo "${ALL[*]}")|all]"
+	# One install.sh at a time per cache: a second caller waits for the first
+	# instead of building the same binaries beside it (twice the memory).
+	if command -v flock >/dev/null; then
+		exec 9>"$CACHE/.install.lock"
+		flock -n 9 || { log "waiting for another install.sh to finish"; flock 9; }
+		LOCKED=1
+	fi
+	OUT=
+	"target_$target"
+	printf '%s\n' "$OUT" >&3
+}
+
+main "$@"
