@@ -1,0 +1,69 @@
+package app
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
+
+	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/awsauth"
+	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/manifest"
+)
+
+func newLintCommand() *cobra.Command {
+	var file, output string
+	cmd := &cobra.Command{
+		Use:   "lint -f FILE [-o text|json]",
+		Short: "Validate an aws-auth ConfigMap manifest without calling AWS",
+		Long: `lint checks an aws-auth ConfigMap manifest the way the EKS authenticator
+will read it, with no AWS call: for CI pipelines and pre-commit hooks.
+
+Permission sets and $ACCOUNTID are accepted as written (render resolves them).
+Exit status: 0 when there are no errors (warnings allowed), 1 when there are,
+2 when the input cannot be read.`,
+		Example: `  aws-auth-webhook lint -f aws-auth.yaml
+  kubectl get configmap aws-auth -n kube-system -o yaml | aws-auth-webhook lint -f - -o json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if output != "text" && output != "json" {
+				return usageErrorf("-o must be text or json, not %q", output)
+			}
+			raw, err := readInput(cmd, file)
+			if err != nil {
+				return err
+			}
+			cm, err := manifest.Parse(raw)
+			if err != nil {
+				return usageErrorf("%v", err)
+			}
+			res := awsauth.LintWithOptions(cm.Data, awsauth.Options{ExtraBytes: cm.BinaryDataBytes})
+			if err := printFindings(cmd.OutOrStdout(), output, res.Findings); err != nil {
+				return err
+			}
+			if res.Findings.HasErrors() {
+				return errRejected
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&file, "filename", "f", "", "ConfigMap manifest to check (- for stdin)")
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	return cmd
+}
+
+// printFindings writes findings as text lines or as a JSON array.
+func printFindings(w io.Writer, format string, findings awsauth.Findings) error {
+	if format == "json" {
+		if findings == nil {
+			findings = awsauth.Findings{}
+		}
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(findings)
+	}
+	for _, f := range findings {
+		fmt.Fprintf(w, "%s: %s\n", f.Severity, f)
+	}
+	return nil
+}

@@ -1,0 +1,280 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/awsemu"
+)
+
+// These tests run the built binary, as a user would, with AWS served by the
+// emulator through the SDK's standard endpoint variables.
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "aws-auth-webhook-cli")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "aws-auth-webhook")
+	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
+		panic(string(out))
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+const account = "111122223333"
+
+func startEmulator(t *testing.T, cfg awsemu.Config) *awsemu.Server {
+	t.Helper()
+	if cfg.AccountID == "" {
+		cfg.AccountID = account
+	}
+	if cfg.Roles == nil {
+		cfg.Roles = []awsemu.Role{
+			awsemu.SSORole("Admin", "0123456789abcdef", "eu-west-1"),
+			awsemu.SSORole("Admin_ReadOnly", "fedcba9876543210", "eu-west-1"),
+			awsemu.SSORole("Dev+Ops", "1111111111111111", "eu-west-1"),
+		}
+	}
+	emu := awsemu.New(cfg)
+	if err := emu.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(emu.Close)
+	return emu
+}
+
+type run struct {
+	code           int
+	stdout, stderr string
+}
+
+func runCLI(t *testing.T, emu *awsemu.Server, stdin string, args ...string) run {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
+	if emu != nil {
+		for k, v := range emu.Env() {
+			cmd.Env = append(cmd.Env, k+"="+v)
+		}
+	}
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return run{code, out.String(), errb.String()}
+}
+
+const input = `apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: aws-auth
+  namespace: kube-system
+data:
+  mapRoles: |
+    # platform admins
+    - permissionset: Admin
+      username: admin:{{SessionName}}
+      groups:
+        - system:masters
+    - rolearn: arn:aws:iam::$ACCOUNTID:role/ci/deployer
+      username: deployer
+  mapUsers: |
+    - userarn: arn:aws:iam::$ACCOUNTID:user/alice
+      username: alice
+`
+
+const rendered = `apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: aws-auth
+  namespace: kube-system
+data:
+  mapRoles: |
+    # platform admins
+    - rolearn: arn:aws:iam::111122223333:role/AWSReservedSSO_Admin_0123456789abcdef
+      permissionset: Admin
+      username: admin:{{SessionName}}
+      groups:
+        - system:masters
+    - rolearn: arn:aws:iam::111122223333:role/deployer
+      username: deployer
+    - rolearn: arn:aws:iam::111122223333:role/eks-node
+      username: system:node:{{EC2PrivateDNSName}}
+      groups:
+        - system:bootstrappers
+        - system:nodes
+  mapUsers: |
+    - userarn: arn:aws:iam::111122223333:user/alice
+      username: alice
+`
+
+func TestRenderAgainstEmulator(t *testing.T) {
+	emu := startEmulator(t, awsemu.Config{NodeRoleName: "eks-node"})
+	r := runCLI(t, emu, input, "render", "-f", "-")
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	if r.stdout != rendered {
+		t.Fatalf("stdout:\n%s\nwant:\n%s", r.stdout, rendered)
+	}
+	if !strings.Contains(r.stderr, "warning: mapRoles[1]") || !strings.Contains(r.stderr, `IAM path "/ci/"`) {
+		t.Errorf("no path warning on stderr: %s", r.stderr)
+	}
+	// One listing and one STS call resolve everything.
+	if n := emu.Calls("iam:ListRoles"); n != 1 {
+		t.Errorf("ListRoles calls = %d, want 1", n)
+	}
+	if n := emu.Calls("sts:GetCallerIdentity"); n != 1 {
+		t.Errorf("GetCallerIdentity calls = %d, want 1", n)
+	}
+
+	// Idempotent: its own output renders to the same bytes.
+	again := runCLI(t, emu, r.stdout, "render", "-f", "-")
+	if again.code != 0 || again.stdout != r.stdout {
+		t.Fatalf("second render differs (exit %d):\n%s", again.code, again.stdout)
+	}
+}
+
+func TestRenderFromFileWithNodeRoleFlags(t *testing.T) {
+	emu := startEmulator(t, awsemu.Config{Partition: "aws-cn"})
+	file := filepath.Join(t.TempDir(), "aws-auth.yaml")
+	in := strings.ReplaceAll("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: aws-auth\n  namespace: kube-system\ndata:\n  mapRoles: |\n    - permissionset: Dev+Ops\n      username: devops\n", "\t", "")
+	if err := os.WriteFile(file, []byte(in), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := runCLI(t, emu, "", "render", "-f", file,
+		"--node-role-arn", "arn:aws-cn:iam::111122223333:role/nodes/group-a",
+		"--node-role-arn", "arn:aws-cn:iam::111122223333:role/group-b")
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	for _, want := range []string{
+		"rolearn: arn:aws-cn:iam::111122223333:role/AWSReservedSSO_Dev+Ops_1111111111111111",
+		"rolearn: arn:aws-cn:iam::111122223333:role/group-a\n",
+		"rolearn: arn:aws-cn:iam::111122223333:role/group-b\n",
+	} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	if emu.Calls("imds:iam/security-credentials/") != 0 {
+		t.Error("asked IMDS although --node-role-arn was given")
+	}
+}
+
+func TestRenderWithoutNodeRoleSaysSo(t *testing.T) {
+	emu := startEmulator(t, awsemu.Config{}) // no role attached to the "instance"
+	r := runCLI(t, emu, input, "render", "-f", "-")
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	if !strings.Contains(r.stderr, "no node entry is added") || !strings.Contains(r.stderr, "--node-role-arn") {
+		t.Errorf("stderr does not explain the missing node role: %s", r.stderr)
+	}
+	if strings.Contains(r.stdout, "system:bootstrappers") {
+		t.Errorf("a node entry was added without a node role:\n%s", r.stdout)
+	}
+}
+
+func TestRenderRejects(t *testing.T) {
+	emu := startEmulator(t, awsemu.Config{NodeRoleName: "eks-node"})
+	bad := strings.Replace(input, "permissionset: Admin", "permissionset: Admn", 1)
+	r := runCLI(t, emu, bad, "render", "-f", "-")
+	if r.code != 1 || r.stdout != "" {
+		t.Fatalf("exit %d, stdout %q; want 1 and nothing", r.code, r.stdout)
+	}
+	for _, want := range []string{"mapRoles[0] (permissionset Admn)", `"Admn" has no role`, "Admin, Admin_ReadOnly, Dev+Ops"} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, r.stderr)
+		}
+	}
+}
+
+func TestRenderAWSUnreachable(t *testing.T) {
+	emu := startEmulator(t, awsemu.Config{NodeRoleName: "eks-node"})
+	emu.InjectFault("iam:ListRoles", awsemu.Fault{Code: "ServiceUnavailable", HTTPStatus: 503, Message: "down for the test"})
+	r := runCLI(t, emu, input, "render", "-f", "-", "--node-role-arn", "arn:aws:iam::111122223333:role/eks-node")
+	if r.code != 2 || r.stdout != "" {
+		t.Fatalf("exit %d, stdout %q; want 2 and nothing", r.code, r.stdout)
+	}
+	if !strings.Contains(r.stderr, "iam:ListRoles") || !strings.Contains(r.stderr, "Admin") {
+		t.Errorf("stderr does not say which call failed: %s", r.stderr)
+	}
+}
+
+func TestLint(t *testing.T) {
+	emu := startEmulator(t, awsemu.Config{NodeRoleName: "eks-node"})
+	ok := runCLI(t, emu, input, "lint", "-f", "-")
+	if ok.code != 0 || strings.Contains(ok.stdout, "error:") || !strings.Contains(ok.stdout, "warning: mapRoles[1]") {
+		t.Fatalf("valid input: exit %d\n%s%s", ok.code, ok.stdout, ok.stderr)
+	}
+	bad := strings.Replace(input, "        - system:masters\n", "        - system:masters\n         - oops\n", 1)
+	bad = strings.Replace(bad, "      username: deployer\n", "      username: deployer\n      rolarn: typo\n", 1)
+	r := runCLI(t, emu, bad, "lint", "-f", "-", "-o", "json")
+	if r.code != 1 {
+		t.Fatalf("exit %d, want 1\n%s", r.code, r.stderr)
+	}
+	var findings []map[string]any
+	if err := json.Unmarshal([]byte(r.stdout), &findings); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, r.stdout)
+	}
+	var sawError, sawWarning bool
+	for _, f := range findings {
+		for _, k := range []string{"severity", "key", "index", "field", "message", "hint"} {
+			if _, ok := f[k]; !ok {
+				t.Errorf("finding lacks %q: %v", k, f)
+			}
+		}
+		if f["severity"] == "error" && f["key"] == "mapRoles" && f["index"] == float64(0) && f["field"] == "groups" {
+			sawError = true
+		}
+		if f["severity"] == "warning" && f["index"] == float64(1) && strings.Contains(f["hint"].(string), `"rolearn"`) {
+			sawWarning = true
+		}
+	}
+	if !sawError || !sawWarning {
+		t.Errorf("want the groups error and the did-you-mean warning, got %s", r.stdout)
+	}
+	if calls := emu.AllCalls(); len(calls) != 0 {
+		t.Errorf("lint called AWS: %v", calls)
+	}
+}
+
+func TestLintInputErrors(t *testing.T) {
+	missingBar := "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: aws-auth\ndata:\n  mapRoles:\n    - rolearn: x\n"
+	r := runCLI(t, nil, missingBar, "lint", "-f", "-")
+	if r.code != 2 || !strings.Contains(r.stderr, "forget the '|'") {
+		t.Errorf("missing bar: exit %d %s", r.code, r.stderr)
+	}
+	if r := runCLI(t, nil, "", "lint"); r.code != 2 || !strings.Contains(r.stderr, "-f is required") {
+		t.Errorf("no -f: exit %d %s", r.code, r.stderr)
+	}
+	if r := runCLI(t, nil, input, "lint", "-f", "-", "-o", "xml"); r.code != 2 {
+		t.Errorf("-o xml: exit %d", r.code)
+	}
+}
+
+func TestHelp(t *testing.T) {
+	for _, args := range [][]string{{"--help"}, {"render", "--help"}, {"lint", "--help"}} {
+		r := runCLI(t, nil, "", args...)
+		if r.code != 0 || !strings.Contains(r.stdout, "Usage:") {
+			t.Errorf("%v: exit %d\n%s", args, r.code, r.stdout)
+		}
+	}
+}
