@@ -139,3 +139,19 @@ func parseIAMARN(s string, allowPlaceholder bool) (iamARN, error) {
 	}
 	return a, nil
 }
+
+// PrincipalKey returns the key under which the authenticator finds an ARN:
+// lowercased, with a role's path dropped. It accepts the ARNs an identity
+// presents — an IAM role, user or root ARN, or an STS assumed-role session
+// ARN (which maps through its role) — and reports false for anything else.
+func PrincipalKey(s string) (string, bool) {
+	if a, err := parseIAMARN(s, false); err == nil {
+		return a.identityKey(), true
+	}
+	parts := strings.SplitN(s, ":", 6)
+	if len(parts) == 6 && parts[0] == "arn" && parts[2] == "sts" && strings.HasPrefix(parts[5], "assumed-role/") {
+		role := strings.SplitN(strings.TrimPrefix(parts[5], "assumed-role/"), "/", 2)[0]
+		return PrincipalKey(fmt.Sprintf("arn:%s:iam::%s:role/%s", parts[1], parts[4], role))
+	}
+	return "", false
+}

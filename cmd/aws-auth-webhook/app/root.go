@@ -69,7 +69,8 @@ authenticator would silently drop: malformed YAML, duplicate ARNs, broken
 groups, unknown permission sets.
 
   render   resolve and validate a ConfigMap manifest, print the result
-  lint     validate a ConfigMap manifest without any AWS call`,
+  lint     validate a ConfigMap manifest without any AWS call
+  serve    run the admission webhook and the resync loop`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Version:       version,
@@ -78,7 +79,7 @@ groups, unknown permission sets.
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &exitError{code: exitUsage, err: err} })
-	root.AddCommand(newRenderCommand(), newLintCommand())
+	root.AddCommand(newServeCommand(), newRenderCommand(), newLintCommand())
 	return root
 }
 

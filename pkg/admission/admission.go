@@ -1,0 +1,210 @@
+// Package admission holds the two admission handlers for aws-auth: the
+// mutating one resolves what the user asked for (through the shared
+// rewrite engine, pkg/awsauth), the validating one rejects what would lock
+// people out. Both act on one ConfigMap and allow every other untouched.
+package admission
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/go-logr/logr"
+	"gomodules.xyz/jsonpatch/v2"
+	admissionv1 "k8s.io/api/admission/v1"
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/audit"
+	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/awsauth"
+)
+
+// Config says which object the handlers guard and how.
+type Config struct {
+	// Namespace and Name of the guarded ConfigMap (kube-system/aws-auth).
+	Namespace, Name string
+	// NodeRoleARNs are kept mapped: the mutating handler adds them.
+	NodeRoleARNs []string
+	// BreakGlassGroups bypass the lockout guard (never the structural
+	// validation); every bypass is audited.
+	BreakGlassGroups []string
+}
+
+// Handlers are the mutating and validating handlers, sharing one engine,
+// resolver and auditor.
+type Handlers struct {
+	cfg      Config
+	resolver awsauth.Resolver
+	auditor  *audit.Auditor
+	log      logr.Logger
+}
+
+// New returns the handlers.
+func New(cfg Config, resolver awsauth.Resolver, auditor *audit.Auditor, log logr.Logger) *Handlers {
+	return &Handlers{cfg: cfg, resolver: resolver, auditor: auditor, log: log}
+}
+
+// Mutator returns the mutating handler (POST /mutate).
+func (h *Handlers) Mutator() admission.Handler { return admission.HandlerFunc(h.mutate) }
+
+// Validator returns the validating handler (POST /validate).
+func (h *Handlers) Validator() admission.Handler { return admission.HandlerFunc(h.validate) }
+
+// request is what both handlers need to know about one AdmissionReview.
+type request struct {
+	admission.Request
+	obj, old *corev1.ConfigMap
+}
+
+// triage decides whether a request concerns the guarded ConfigMap. It
+// returns a final response when it does not (or cannot be read).
+func (h *Handlers) triage(req admission.Request) (*request, *admission.Response) {
+	if req.Kind.Group != "" || req.Kind.Kind != "ConfigMap" {
+		resp := admission.Errored(http.StatusBadRequest,
+			fmt.Errorf("this webhook only handles ConfigMaps, not %s; check the webhook configuration's rules", req.Kind.String()))
+		return nil, &resp
+	}
+	if req.Namespace != h.cfg.Namespace || req.Name != h.cfg.Name {
+		resp := admission.Allowed("")
+		return nil, &resp
+	}
+	r := &request{Request: req}
+	var err error
+	if r.obj, err = decodeConfigMap(req.Object.Raw); err != nil {
+		resp := admission.Errored(http.StatusBadRequest, fmt.Errorf("object: %w", err))
+		return nil, &resp
+	}
+	if r.old, err = decodeConfigMap(req.OldObject.Raw); err != nil {
+		resp := admission.Errored(http.StatusBadRequest, fmt.Errorf("oldObject: %w", err))
+		return nil, &resp
+	}
+	return r, nil
+}
+
+func decodeConfigMap(raw []byte) (*corev1.ConfigMap, error) {
+	if len(raw) == 0 {
+		return nil, nil
+	}
+	cm := &corev1.ConfigMap{}
+	if err := json.Unmarshal(raw, cm); err != nil {
+		return nil, fmt.Errorf("not a ConfigMap: %w", err)
+	}
+	return cm, nil
+}
+
+func binaryBytes(cm *corev1.ConfigMap) int {
+	n := 0
+	for k, v := range cm.BinaryData {
+		n += len(k) + len(v)
+	}
+	return n
+}
+
+func (h *Handlers) mutate(ctx context.Context, req admission.Request) admission.Response {
+	r, final := h.triage(req)
+	if final != nil {
+		return *final
+	}
+	if req.Operation == admissionv1.Delete || r.obj == nil {
+		return admission.Allowed("")
+	}
+	res, resp, ok := h.render(ctx, r, h.cfg.NodeRoleARNs)
+	if !ok {
+		return resp
+	}
+	patches := dataPatches(r.obj, res)
+	return admission.Patched("", patches...).WithWarnings(warnings(res.Findings)...)
+}
+
+// render runs the engine on the request's object; on rejection it returns
+// the (audited) denial.
+func (h *Handlers) render(ctx context.Context, r *request, nodeRoles []string) (*awsauth.Result, admission.Response, bool) {
+	res, err := awsauth.Render(ctx, r.obj.Data, h.resolver, awsauth.Options{
+		NodeRoleARNs: nodeRoles,
+		ExtraBytes:   binaryBytes(r.obj),
+	})
+	var lookupErr *awsauth.LookupError
+	switch {
+	case errors.As(err, &lookupErr):
+		msg := "aws-auth was not changed: " + err.Error()
+		return nil, h.deny(ctx, r, "AWSUnavailable", msg, nil), false
+	case err != nil:
+		return nil, admission.Errored(http.StatusInternalServerError, err), false
+	case res.Findings.HasErrors():
+		errs := res.Findings.Errors()
+		msg := fmt.Sprintf("aws-auth was not changed: %d problem(s) would drop or break mappings:\n- %s",
+			len(errs), strings.Join(errs.Strings(), "\n- "))
+		return nil, h.deny(ctx, r, errs[0].Reason, msg, errs.Strings()), false
+	}
+	return res, admission.Response{}, true
+}
+
+// deny audits a rejection (unless it is a dry run) and returns it.
+func (h *Handlers) deny(ctx context.Context, r *request, reason, msg string, entries []string) admission.Response {
+	h.record(ctx, r, audit.ActionRejected, reason, msg, entries)
+	return admission.Denied(msg)
+}
+
+func (h *Handlers) record(ctx context.Context, r *request, action audit.Action, reason, msg string, entries []string) {
+	if r.DryRun != nil && *r.DryRun {
+		return // dry runs have no side effects, audit included
+	}
+	var uid types.UID
+	if r.old != nil {
+		uid = r.old.UID
+	}
+	h.auditor.Record(ctx, audit.Record{
+		Action:    action,
+		Reason:    reason,
+		Operation: string(r.Operation),
+		Requester: requester(r.UserInfo.Username, r.UserInfo.Extra),
+		Object:    types.NamespacedName{Namespace: r.Namespace, Name: r.Name},
+		UID:       uid,
+		Entries:   entries,
+		Message:   msg,
+	})
+}
+
+// dataPatches is a JSON patch of just the data keys the engine changed.
+func dataPatches(cm *corev1.ConfigMap, res *awsauth.Result) []jsonpatch.JsonPatchOperation {
+	var ops []jsonpatch.JsonPatchOperation
+	if len(res.Changed) > 0 && cm.Data == nil {
+		ops = append(ops, jsonpatch.JsonPatchOperation{Operation: "add", Path: "/data", Value: map[string]string{}})
+	}
+	for _, k := range res.Changed {
+		op := "replace"
+		if _, ok := cm.Data[k]; !ok {
+			op = "add"
+		}
+		ops = append(ops, jsonpatch.JsonPatchOperation{Operation: op, Path: "/data/" + escapePointer(k), Value: res.Data[k]})
+	}
+	return ops
+}
+
+// escapePointer escapes a JSON pointer segment (RFC 6901).
+func escapePointer(s string) string {
+	return strings.ReplaceAll(strings.ReplaceAll(s, "~", "~0"), "/", "~1")
+}
+
+// warnings renders the engine's warnings for kubectl to print.
+func warnings(fs awsauth.Findings) []string {
+	var out []string
+	for _, f := range fs.Warnings() {
+		out = append(out, "aws-auth: "+f.String())
+	}
+	return out
+}
+
+// requester names who made the request, with the IAM identity the
+// authenticator vouched for when there is one.
+func requester(username string, extra map[string]authenticationv1.ExtraValue) string {
+	if arn := extraValue(extra, "canonicalArn"); arn != "" {
+		return fmt.Sprintf("%s (%s)", username, arn)
+	}
+	return username
+}

@@ -1,0 +1,271 @@
+package admission
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	admissionv1 "k8s.io/api/admission/v1"
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/audit"
+	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/awsemu"
+	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/awsidentity"
+)
+
+// The handlers are tested with the real resolver against the AWS emulator;
+// the apiserver's side of admission is proven in e2e/.
+
+const (
+	adminARN = "arn:aws:iam::111122223333:role/AWSReservedSSO_Admin_0123456789abcdef"
+	nodeARN  = "arn:aws:iam::111122223333:role/eks-node"
+)
+
+const baseRoles = `# admins
+- rolearn: ` + adminARN + `
+  permissionset: Admin
+  username: admin:{{SessionName}}
+  groups:
+    - system:masters
+- rolearn: ` + nodeARN + `
+  username: system:node:{{EC2PrivateDNSName}}
+  groups:
+    - system:bootstrappers
+    - system:nodes
+`
+
+type fixture struct {
+	h   *Handlers
+	reg *prometheus.Registry
+	emu *awsemu.Server
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	emu := awsemu.New(awsemu.Config{AccountID: "111122223333", Roles: []awsemu.Role{
+		awsemu.SSORole("Admin", "0123456789abcdef", "eu-west-1"),
+		awsemu.SSORole("ReadOnly", "1111111111111111", "eu-west-1"),
+	}})
+	if err := emu.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(emu.Close)
+	cfg, err := emu.AWSConfig(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	h := New(Config{Namespace: "kube-system", Name: "aws-auth", NodeRoleARNs: []string{nodeARN}, BreakGlassGroups: []string{"platform:break-glass"}},
+		awsidentity.New(cfg, awsidentity.Options{}), audit.New(nil, logr.Discard(), reg), logr.Discard())
+	return &fixture{h: h, reg: reg, emu: emu}
+}
+
+// audited reads aws_auth_webhook_audit_events_total{action,reason}.
+func (f *fixture) audited(action audit.Action, reason string) float64 {
+	families, _ := f.reg.Gather()
+	for _, fam := range families {
+		if fam.GetName() != "aws_auth_webhook_audit_events_total" {
+			continue
+		}
+		for _, m := range fam.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["action"] == string(action) && labels["reason"] == reason {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
+}
+
+func configMap(ns, name string, data map[string]string) []byte {
+	b, _ := json.Marshal(&corev1.ConfigMap{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Data: data})
+	return b
+}
+
+type reqOpt func(*admission.Request)
+
+func asUser(name, canonicalARN string, groups ...string) reqOpt {
+	return func(r *admission.Request) {
+		r.UserInfo = authenticationv1.UserInfo{Username: name, Groups: groups}
+		if canonicalARN != "" {
+			r.UserInfo.Extra = map[string]authenticationv1.ExtraValue{"canonicalArn": {canonicalARN}, "sessionName": {name}}
+		}
+	}
+}
+
+func dryRun(r *admission.Request) { t := true; r.DryRun = &t }
+
+func review(op admissionv1.Operation, obj, old []byte, opts ...reqOpt) admission.Request {
+	r := admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{
+		UID: "1", Kind: metav1.GroupVersionKind{Version: "v1", Kind: "ConfigMap"}, Operation: op,
+		Namespace: "kube-system", Name: "aws-auth",
+		Object: runtime.RawExtension{Raw: obj}, OldObject: runtime.RawExtension{Raw: old},
+	}}
+	for _, o := range opts {
+		o(&r)
+	}
+	return r
+}
+
+func TestMutateResolvesAndPatchesOnlyChangedKeys(t *testing.T) {
+	f := newFixture(t)
+	obj := configMap("kube-system", "aws-auth", map[string]string{
+		"mapRoles": "# readers\n- permissionset: ReadOnly\n  username: ro\n  groups: [viewers]\n",
+		"mapUsers": "- userarn: arn:aws:iam::111122223333:user/alice\n  username: alice\n",
+	})
+	resp := f.h.Mutator().Handle(context.Background(), review(admissionv1.Create, obj, nil))
+	if !resp.Allowed || len(resp.Patches) != 1 {
+		t.Fatalf("allowed=%v patches=%v result=%v", resp.Allowed, resp.Patches, resp.Result)
+	}
+	p := resp.Patches[0]
+	want := "# readers\n- rolearn: arn:aws:iam::111122223333:role/AWSReservedSSO_ReadOnly_1111111111111111\n  permissionset: ReadOnly\n  username: ro\n  groups: [viewers]\n" +
+		"- rolearn: " + nodeARN + "\n  username: system:node:{{EC2PrivateDNSName}}\n  groups:\n    - system:bootstrappers\n    - system:nodes\n"
+	if p.Operation != "replace" || p.Path != "/data/mapRoles" || p.Value != want {
+		t.Fatalf("patch %s %s:\n%v", p.Operation, p.Path, p.Value)
+	}
+}
+
+func TestMutateWarnsAndCreatesData(t *testing.T) {
+	f := newFixture(t)
+	resp := f.h.Mutator().Handle(context.Background(), review(admissionv1.Create, configMap("kube-system", "aws-auth", nil), nil))
+	if !resp.Allowed || len(resp.Patches) != 2 || resp.Patches[0].Path != "/data" || resp.Patches[1].Path != "/data/mapRoles" {
+		t.Fatalf("allowed=%v patches=%+v", resp.Allowed, resp.Patches)
+	}
+	obj := configMap("kube-system", "aws-auth", map[string]string{"mapRoles": baseRoles + "- rolearn: arn:aws:iam::111122223333:role/ci/deployer\n  username: ci\n"})
+	resp = f.h.Mutator().Handle(context.Background(), review(admissionv1.Update, obj, obj))
+	if !resp.Allowed || len(resp.Warnings) != 1 || !strings.Contains(resp.Warnings[0], `IAM path "/ci/" was removed`) {
+		t.Fatalf("allowed=%v warnings=%v", resp.Allowed, resp.Warnings)
+	}
+}
+
+func TestRejectionsAreAuditedExceptDryRun(t *testing.T) {
+	f := newFixture(t)
+	bad := configMap("kube-system", "aws-auth", map[string]string{"mapRoles": baseRoles + "- permissionset: Admn\n  username: typo\n"})
+	for _, handler := range []admission.Handler{f.h.Mutator(), f.h.Validator()} {
+		resp := handler.Handle(context.Background(), review(admissionv1.Update, bad, nil))
+		if resp.Allowed || !strings.Contains(resp.Result.Message, `"Admn" has no role`) || !strings.Contains(resp.Result.Message, "Admin, ReadOnly") {
+			t.Fatalf("allowed=%v message=%q", resp.Allowed, resp.Result.Message)
+		}
+	}
+	if n := f.audited(audit.ActionRejected, "UnknownPermissionSet"); n != 2 {
+		t.Fatalf("audited %v rejections, want 2", n)
+	}
+	dry := f.h.Mutator().Handle(context.Background(), review(admissionv1.Update, bad, nil, dryRun))
+	real := f.h.Mutator().Handle(context.Background(), review(admissionv1.Update, bad, nil))
+	if dry.Allowed || dry.Result.Message != real.Result.Message {
+		t.Fatalf("dry run answered differently: %q vs %q", dry.Result.Message, real.Result.Message)
+	}
+	if n := f.audited(audit.ActionRejected, "UnknownPermissionSet"); n != 3 {
+		t.Fatalf("dry run was audited: %v", n)
+	}
+}
+
+func TestOnlyTheGuardedObject(t *testing.T) {
+	f := newFixture(t)
+	bad := map[string]string{"mapRoles": "- oops: ["}
+	for _, obj := range [][]byte{configMap("kube-system", "other", bad), configMap("default", "aws-auth", bad)} {
+		var cm corev1.ConfigMap
+		_ = json.Unmarshal(obj, &cm)
+		req := review(admissionv1.Update, obj, nil)
+		req.Namespace, req.Name = cm.Namespace, cm.Name
+		for _, h := range []admission.Handler{f.h.Mutator(), f.h.Validator()} {
+			if resp := h.Handle(context.Background(), req); !resp.Allowed || len(resp.Patches) != 0 {
+				t.Errorf("%s/%s: allowed=%v patches=%v", cm.Namespace, cm.Name, resp.Allowed, resp.Patches)
+			}
+		}
+	}
+	req := review(admissionv1.Create, []byte(`{"kind":"Secret"}`), nil)
+	req.Kind = metav1.GroupVersionKind{Version: "v1", Kind: "Secret"}
+	if resp := f.h.Validator().Handle(context.Background(), req); resp.Allowed || resp.Result.Code != 400 {
+		t.Errorf("a Secret was not refused with 400: %+v", resp.Result)
+	}
+	req = review(admissionv1.Create, []byte(`not json`), nil)
+	if resp := f.h.Mutator().Handle(context.Background(), req); resp.Allowed || resp.Result.Code != 400 {
+		t.Errorf("a non-JSON object was not refused with 400: %+v", resp.Result)
+	}
+}
+
+func TestLockoutGuard(t *testing.T) {
+	f := newFixture(t)
+	old := configMap("kube-system", "aws-auth", map[string]string{"mapRoles": baseRoles})
+	admin := asUser("admin:alice", adminARN)
+	withoutAdmin := configMap("kube-system", "aws-auth", map[string]string{"mapRoles": strings.SplitN(baseRoles, "- rolearn: "+nodeARN, 2)[0][:0] +
+		"- rolearn: " + nodeARN + "\n  username: system:node:{{EC2PrivateDNSName}}\n  groups:\n    - system:bootstrappers\n    - system:nodes\n"})
+	fewerGroups := configMap("kube-system", "aws-auth", map[string]string{"mapRoles": strings.Replace(baseRoles, "system:masters", "viewers", 1)})
+	withoutNode := configMap("kube-system", "aws-auth", map[string]string{"mapRoles": strings.SplitN(baseRoles, "- rolearn: "+nodeARN, 2)[0]})
+	other := configMap("kube-system", "aws-auth", map[string]string{"mapRoles": baseRoles +
+		"- rolearn: arn:aws:iam::111122223333:role/AWSReservedSSO_ReadOnly_1111111111111111\n  permissionset: ReadOnly\n  username: ro\n"})
+	unresolved := configMap("kube-system", "aws-auth", map[string]string{"mapRoles": baseRoles + "- permissionset: ReadOnly\n  username: ro\n"})
+
+	cases := []struct {
+		name   string
+		obj    []byte
+		op     admissionv1.Operation
+		who    reqOpt
+		allow  bool
+		reason string
+	}{
+		{"removing your own mapping", withoutAdmin, admissionv1.Update, admin, false, "LockoutSelf"},
+		{"taking your own groups", fewerGroups, admissionv1.Update, admin, false, "LockoutSelf"},
+		{"someone else may remove it", withoutAdmin, admissionv1.Update, asUser("admin:bob", "arn:aws:iam::111122223333:role/other"), true, ""},
+		{"the assumed-role ARN counts too", withoutAdmin, admissionv1.Update,
+			asUser("admin:alice", "arn:aws:sts::111122223333:assumed-role/AWSReservedSSO_Admin_0123456789abcdef/alice"), false, "LockoutSelf"},
+		{"an unrelated edit", other, admissionv1.Update, admin, true, ""},
+		{"an object the mutating webhook did not resolve", unresolved, admissionv1.Update, admin, false, "NotResolved"},
+		{"removing the node role", withoutNode, admissionv1.Update, asUser("kubernetes-admin", ""), false, "LockoutNodeRole"},
+		{"DELETE", nil, admissionv1.Delete, asUser("kubernetes-admin", ""), false, "DeleteRefused"},
+		{"break-glass removes its own mapping", withoutAdmin, admissionv1.Update, asUser("admin:alice", adminARN, "platform:break-glass"), true, "LockoutSelf"},
+		{"break-glass DELETE", nil, admissionv1.Delete, asUser("root", "", "platform:break-glass"), true, "DeleteRefused"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			action := audit.ActionRejected
+			if tc.allow {
+				action = audit.ActionBreakGlass
+			}
+			before := f.audited(action, tc.reason)
+			resp := f.h.Validator().Handle(context.Background(), review(tc.op, tc.obj, old, tc.who))
+			if resp.Allowed != tc.allow {
+				t.Fatalf("allowed=%v, want %v: %v", resp.Allowed, tc.allow, resp.Result)
+			}
+			if tc.reason == "" {
+				return
+			}
+			if got := f.audited(action, tc.reason) - before; got != 1 {
+				t.Errorf("%s %s audited %v times, want 1", action, tc.reason, got)
+			}
+			if !tc.allow && !strings.Contains(resp.Result.Message, "Fix:") {
+				t.Errorf("denial does not say how to fix: %s", resp.Result.Message)
+			}
+			if tc.allow && (len(resp.Warnings) == 0 || !strings.Contains(resp.Warnings[0], "break-glass")) {
+				t.Errorf("break-glass bypass not shown: %v", resp.Warnings)
+			}
+		})
+	}
+}
+
+// TestNoAWSCallsWhenWarm: once the cache is warm, admission makes no AWS call.
+func TestNoAWSCallsWhenWarm(t *testing.T) {
+	f := newFixture(t)
+	obj := configMap("kube-system", "aws-auth", map[string]string{"mapRoles": "- permissionset: Admin\n  username: a\n"})
+	f.h.Mutator().Handle(context.Background(), review(admissionv1.Create, obj, nil))
+	f.emu.ResetCalls()
+	for i := 0; i < 20; i++ {
+		f.h.Mutator().Handle(context.Background(), review(admissionv1.Create, obj, nil))
+		f.h.Validator().Handle(context.Background(), review(admissionv1.Update, obj, obj))
+	}
+	if calls := f.emu.AllCalls(); len(calls) != 0 {
+		t.Fatalf("AWS calls with a warm cache: %v", calls)
+	}
+}

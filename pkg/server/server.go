@@ -1,0 +1,173 @@
+// Package server assembles `aws-auth-webhook serve`: a controller-runtime
+// manager with the TLS webhook server (POST /mutate, /validate), health and
+// metrics endpoints, and the leader-elected resync loop, all sharing one
+// cached AWS resolver and one auditor.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-logr/logr"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
+
+	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/admission"
+	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/audit"
+	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/awsidentity"
+	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/resync"
+)
+
+// Paths the webhook configurations point at.
+const (
+	MutatePath   = "/mutate"
+	ValidatePath = "/validate"
+)
+
+// Options are the serve flags.
+type Options struct {
+	Port                  int
+	CertDir               string
+	HealthProbeAddress    string
+	MetricsAddress        string
+	Namespace, ConfigMap  string
+	NodeRoleARNs          []string
+	BreakGlassGroups      []string
+	ResyncInterval        time.Duration
+	LeaderElection        bool
+	LeaderElectionNS      string
+	Region                string
+	StartupLookupDeadline time.Duration
+}
+
+// Run serves until ctx ends.
+func Run(ctx context.Context, restConfig *rest.Config, opts Options, log logr.Logger) error {
+	awsConfig, err := awsidentity.LoadAWSConfig(ctx, opts.Region)
+	if err != nil {
+		return fmt.Errorf("loading AWS configuration: %w", err)
+	}
+	resolver := awsidentity.New(awsConfig, awsidentity.Options{})
+
+	// The first identity lookup: account and node role. A failure is said
+	// plainly and the server goes on serving what it can.
+	lookupCtx, cancel := context.WithTimeout(ctx, opts.StartupLookupDeadline)
+	identity := startupLookup(lookupCtx, resolver, opts.NodeRoleARNs, log)
+	cancel()
+
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return err
+	}
+	mgr, err := ctrl.NewManager(restConfig, manager.Options{
+		Scheme:                        scheme,
+		Logger:                        log,
+		HealthProbeBindAddress:        opts.HealthProbeAddress,
+		Metrics:                       metricsserver.Options{BindAddress: opts.MetricsAddress},
+		LeaderElection:                opts.LeaderElection,
+		LeaderElectionID:              "aws-auth-webhook",
+		LeaderElectionNamespace:       opts.LeaderElectionNS,
+		LeaderElectionReleaseOnCancel: true,
+		WebhookServer: webhook.NewServer(webhook.Options{
+			Port:    opts.Port,
+			CertDir: opts.CertDir, // tls.crt and tls.key, reloaded when they change
+			TLSOpts: []func(*tls.Config){func(c *tls.Config) {
+				c.MinVersion = tls.VersionTLS12
+				c.NextProtos = []string{"http/1.1"} // no HTTP/2: rapid-reset hardening
+			}},
+		}),
+	})
+	if err != nil {
+		return fmt.Errorf("creating the manager: %w", err)
+	}
+
+	auditor := audit.New(mgr.GetEventRecorder("aws-auth-webhook"), log.WithName("audit"), metrics.Registry)
+	handlers := admission.New(admission.Config{
+		Namespace:        opts.Namespace,
+		Name:             opts.ConfigMap,
+		NodeRoleARNs:     identity.nodeRoles,
+		BreakGlassGroups: opts.BreakGlassGroups,
+	}, resolver, auditor, log.WithName("admission"))
+	srv := mgr.GetWebhookServer()
+	srv.Register(MutatePath, &webhook.Admission{Handler: handlers.Mutator()})
+	srv.Register(ValidatePath, &webhook.Admission{Handler: handlers.Validator()})
+
+	loop := resync.New(mgr.GetClient(), mgr.GetAPIReader(), resolver, auditor, log.WithName("resync"), resync.Options{
+		Namespace:    opts.Namespace,
+		Name:         opts.ConfigMap,
+		Interval:     opts.ResyncInterval,
+		NodeRoleARNs: identity.nodeRoles,
+	})
+	if err := mgr.Add(loop); err != nil {
+		return err
+	}
+	// Warm the permission-set cache so the first admission makes no AWS call.
+	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+		if err := resolver.Refresh(ctx); err != nil {
+			log.Error(err, "could not list the SSO roles at start; permission sets resolve once IAM answers")
+		}
+		return nil
+	})); err != nil {
+		return err
+	}
+
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("webhook", srv.StartedChecker()); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("identity", identity.check); err != nil {
+		return err
+	}
+	log.Info("serving", "port", opts.Port, "namespace", opts.Namespace, "configmap", opts.ConfigMap,
+		"nodeRoles", identity.nodeRoles, "account", identity.account, "leaderElection", opts.LeaderElection)
+	return mgr.Start(ctx)
+}
+
+// identityState is the outcome of the startup lookup.
+type identityState struct {
+	account   string
+	nodeRoles []string
+	done      atomic.Bool
+	reason    error
+}
+
+// check is the readiness check: ready once the lookup is done, whether it
+// worked or failed with a reason (the reason is logged, and /readyz?verbose
+// shows it).
+func (s *identityState) check(_ *http.Request) error {
+	if !s.done.Load() {
+		return errors.New("the first AWS identity lookup is still running")
+	}
+	return nil
+}
+
+func startupLookup(ctx context.Context, resolver *awsidentity.Resolver, explicit []string, log logr.Logger) *identityState {
+	s := &identityState{}
+	defer s.done.Store(true)
+	if acct, err := resolver.Account(ctx); err != nil {
+		s.reason = err
+		log.Error(err, "cannot tell the cluster's AWS account; $ACCOUNTID and node roles from instance metadata cannot be resolved until STS answers")
+	} else {
+		s.account = acct.Partition + ":" + acct.ID
+	}
+	roles, err := resolver.NodeRoleARNs(ctx, explicit)
+	if err != nil {
+		s.reason = errors.Join(s.reason, err)
+		log.Error(err, "the node role is unknown, so the node entry is not kept in aws-auth")
+	}
+	s.nodeRoles = roles
+	return s
+}
