@@ -51,6 +51,10 @@ test: lint unit e2e ## Everything CI runs: lint, unit tests, e2e
 fuzz: ## Fuzz the rewrite engine for FUZZTIME (default 30s)
 	go test ./pkg/awsauth/ -run '^$$' -fuzz FuzzRender -fuzztime $(FUZZTIME)
 
+.PHONY: chart-docs
+chart-docs: ## Regenerate the chart README's values table from values.yaml
+	UPDATE_CHART_README=1 go test ./charts/ -run TestChartREADMEDocumentsEveryValue -count=1
+
 .PHONY: clean
 clean: ## Remove build output (the control-plane cache stays)
 	rm -rf $(BIN)
