@@ -21,7 +21,11 @@ build: ## Build bin/aws-auth-webhook (and the dev AWS emulator bin/aws-emulator)
 	$(GOBUILD) -o $(EMULATOR) ./cmd/aws-emulator
 
 .PHONY: demo
-demo: build ## Run the product locally against the AWS emulator (no cluster or AWS account needed)
+demo: build ## Run it locally: etcd + kube-apiserver + AWS emulator + the webhook; try kubectl edit (Ctrl-C stops)
+	KUBEBUILDER_ASSETS=$$(e2e/tools/install.sh all) go run -tags e2e ./e2e/demo --bin $(BIN)
+
+.PHONY: demo-render
+demo-render: build ## The offline CLI demo: render an example aws-auth against the AWS emulator
 	e2e/demo/render-demo.sh
 
 .PHONY: lint
@@ -42,7 +46,9 @@ tools: ## Build (or reuse) kube-apiserver, etcd and kubectl, cached outside the 
 e2e: build ## End-to-end tests against a real kube-apiserver + etcd (builds them once)
 	assets=$$(e2e/tools/install.sh all); \
 	KUBEBUILDER_ASSETS=$$assets AWS_AUTH_WEBHOOK_BIN=$(abspath $(BIN)) go test -tags e2e -count=1 -timeout 30m -v ./e2e/... 2>&1 | tee $(BIN)/e2e.log; \
-	exit $${PIPESTATUS[0]}
+	status=$${PIPESTATUS[0]}; [ $$status -eq 0 ] || exit $$status; \
+	echo "== make demo, checked: start it, kubectl edit a permissionset, stop"; \
+	KUBEBUILDER_ASSETS=$$assets go run -tags e2e ./e2e/demo --bin $(BIN) --check
 
 .PHONY: test
 test: lint unit e2e ## Everything CI runs: lint, unit tests, e2e
