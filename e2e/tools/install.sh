@@ -2,13 +2,20 @@
 # Build the control-plane binaries the e2e tests run, once, into a cache folder
 # outside the work tree, keyed by version.
 #
-#   e2e/tools/install.sh [kube|etcd|all]     (default: all)
+#   e2e/tools/install.sh [kube|etcd|helm|cert-manager|all|install]  (default: all)
 #
 # Prints, as the last line on stdout, the absolute path of what was asked for:
-#   all   the envtest assets folder (kube-apiserver, etcd, kubectl), ready for
-#         KUBEBUILDER_ASSETS
-#   kube  the k8s-<version> folder
-#   etcd  the etcd-<version> folder
+#   all           the envtest assets folder (kube-apiserver, etcd, kubectl),
+#                 ready for KUBEBUILDER_ASSETS
+#   install       kube + etcd + helm + cert-manager (what the Helm install e2e
+#                 needs): the cache root; the folders below are inside it
+#   kube          the k8s-<version> folder
+#   etcd          the etcd-<version> folder
+#   helm          the helm-<version> folder (helm)
+#   cert-manager  the cert-manager-<version> folder: cert-manager-controller,
+#                 cert-manager-cainjector (thin mains, e2e/tools/certmanager)
+#                 and crds/*.yaml (apply with kubectl apply --server-side: the
+#                 Issuer CRDs are too big for client-side apply)
 # Everything else (build chatter) goes to stderr.
 #
 # Cache root: $AWS_AUTH_WEBHOOK_CACHE, default ~/.cache/aws-auth-webhook.
@@ -17,16 +24,20 @@
 # and are renamed into place, so an interrupted build leaves no half binary.
 #
 # Each binary comes from a small tools module next to this script
-# (e2e/tools/<name>/go.mod), whose go.mod pins the same version as below.
+# (e2e/tools/<name>/go.mod), whose go.mod pins the same version as below;
+# helm needs none (go install helm.sh/helm/v3/cmd/helm@version works as is).
 #
 # Memory: linking kube-apiserver peaks at ~2.6 GB RSS (measured, -p=2, 2 cores);
-# the cold build of everything takes ~9-10 min there. Binaries are built one at
-# a time; AWS_AUTH_WEBHOOK_BUILD_P sets go build -p (default 2).
+# the cold build of kube + etcd takes ~9-10 min there; helm adds ~1.5 min,
+# cert-manager ~2.5 min (its controller links at ~1.1 GB). Binaries are built
+# one at a time; AWS_AUTH_WEBHOOK_BUILD_P sets go build -p (default 2).
 set -euo pipefail
 
 # ---- versions: the one place to change them ---------------------------------
 K8S_VERSION=v1.37.1   # k8s.io/kubernetes; e2e/tools/kube/pin.sh rewrites its go.mod
 ETCD_VERSION=v3.7.0   # go.etcd.io/etcd/server/v3
+HELM_VERSION=v3.22.0  # helm.sh/helm/v3, go install'ed (no tools module)
+CERT_MANAGER_VERSION=v1.21.2 # github.com/cert-manager/cert-manager; e2e/tools/certmanager
 # ------------------------------------------------------------------------------
 
 TOOLS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
@@ -53,9 +64,9 @@ CACHE=$(cache_root)
 
 LOCKED= # set once this run holds the cache lock
 
-# Temp files of builds in flight; removed on any exit.
+# Temp files (and folders) of builds in flight; removed on any exit.
 TMP_FILES=()
-cleanup() { ((${#TMP_FILES[@]} == 0)) || rm -f "${TMP_FILES[@]}"; }
+cleanup() { ((${#TMP_FILES[@]} == 0)) || rm -rf "${TMP_FILES[@]}"; }
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
@@ -96,15 +107,55 @@ build_bin() {
 	log "built $name in $((SECONDS - start))s"
 }
 
-# ---- targets: one function per target ----------------------------------------
-# A target builds its binaries with build_bin and sets OUT to its folder.
-# To add one (helm, cert-manager, ...): a version above, a tools module in
-# e2e/tools/<name>/, a target_<name> function here, and its name in ALL.
+# install_bin OUT_DIR NAME PACKAGE@VERSION [LDFLAGS...]
+# Like build_bin for a module that builds with `go install pkg@version` (no
+# tools module): GOBIN is a temporary folder, the binary is renamed into place.
+install_bin() {
+	local out="$CACHE/$1" name=$2 pkg=$3
+	shift 3
+	local dest="$out/$name"
+	if [[ -x $dest ]]; then
+		log "have $dest"
+		return 0
+	fi
+	command -v go >/dev/null || die "go is not on PATH; it is needed to build $name"
+	mkdir -p "$out"
+	[[ -z $LOCKED ]] || rm -rf "$out/.$name.tmp."*
+	local tmp="$out/.$name.tmp.$$"
+	TMP_FILES+=("$tmp")
+	log "building $name ($pkg) -> $dest"
+	local start=$SECONDS
+	(
+		cd /
+		GOWORK=off GOBIN=$tmp CGO_ENABLED=0 go install -p "$BUILD_P" -trimpath \
+			-ldflags "-s -w $*" "$pkg"
+	)
+	local built=${pkg%@*}
+	mv -f "$tmp/${built##*/}" "$dest"
+	rmdir "$tmp"
+	log "built $name in $((SECONDS - start))s"
+}
 
-ALL=(kube etcd)
+# go_mod_file MODULE@VERSION: path of that module's go.mod (fetched if needed),
+# asked from outside any module so that no go.mod/go.sum is touched.
+go_mod_file() {
+	(cd / && GOWORK=off go mod download -json "$1") |
+		sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",*$/\1/p'
+}
+
+# ---- targets: one function per target ----------------------------------------
+# A target builds its binaries with build_bin (or install_bin for a plain
+# `go install pkg@version`) and sets OUT to its folder.
+# To add one: a version above, a tools module in e2e/tools/<name>/, a
+# target_<name> function here, and its name in ALL or INSTALL.
+
+ALL=(kube etcd)                          # all: the envtest assets
+INSTALL=("${ALL[@]}" helm cert-manager)  # install: + the Helm install e2e
 
 k8s_dir() { printf 'k8s-%s' "$K8S_VERSION"; }
 etcd_dir() { printf 'etcd-%s' "$ETCD_VERSION"; }
+helm_dir() { printf 'helm-%s' "$HELM_VERSION"; }
+cert_manager_dir() { printf 'cert-manager-%s' "$CERT_MANAGER_VERSION"; }
 
 target_kube() {
 	require_pin kube k8s.io/kubernetes "$K8S_VERSION"
@@ -127,6 +178,58 @@ target_etcd() {
 	OUT="$CACHE/$(etcd_dir)"
 }
 
+target_helm() {
+	local out="$CACHE/$(helm_dir)"
+	if [[ ! -x $out/helm ]]; then
+		# Stamp like helm's Makefile: the version (else `helm version` says
+		# v3.22) and the Kubernetes version of its client-go for lint/template.
+		local gomod k8s
+		gomod=$(go_mod_file "helm.sh/helm/v3@$HELM_VERSION")
+		[[ -f $gomod ]] || die "could not fetch go.mod of helm.sh/helm/v3@$HELM_VERSION"
+		k8s=$(sed -n 's/^[[:space:]]*k8s\.io\/client-go v0\.\([0-9]*\)\..*/\1/p' "$gomod")
+		[[ -n $k8s ]] || die "no k8s.io/client-go in $gomod"
+		local ld=(-X helm.sh/helm/v3/internal/version.version="$HELM_VERSION"
+			-X helm.sh/helm/v3/internal/version.gitTreeState=clean) pkg
+		for pkg in helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil; do
+			ld+=(-X "$pkg.k8sVersionMajor=1" -X "$pkg.k8sVersionMinor=$k8s")
+		done
+		install_bin "$(helm_dir)" helm "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" "${ld[@]}"
+	else
+		log "have $out/helm"
+	fi
+	OUT=$out
+}
+
+# cert-manager's stock cmd/controller and cmd/cainjector are modules the proxy
+# does not serve; e2e/tools/certmanager holds two thin mains on its public pkg/.
+target_cert_manager() {
+	require_pin certmanager github.com/cert-manager/cert-manager "$CERT_MANAGER_VERSION"
+	local ld=(-X "github.com/cert-manager/cert-manager/pkg/util.AppVersion=$CERT_MANAGER_VERSION")
+	local bin
+	for bin in controller cainjector; do
+		build_bin certmanager "$(cert_manager_dir)" "cert-manager-$bin" "./$bin" "${ld[@]}"
+	done
+	local out="$CACHE/$(cert_manager_dir)"
+	if [[ ! -d $out/crds ]]; then
+		# The CRDs as cert-manager ships them in its module (deploy/crds).
+		local dir
+		dir=$(cd "$TOOLS_DIR/certmanager" && go mod download -json "github.com/cert-manager/cert-manager@$CERT_MANAGER_VERSION" |
+			sed -n 's/^[[:space:]]*"Dir": "\(.*\)",*$/\1/p')
+		[[ -d $dir/deploy/crds ]] || die "no deploy/crds in cert-manager module ($dir)"
+		rm -rf "$out/.crds.tmp."*
+		local tmp="$out/.crds.tmp.$$"
+		TMP_FILES+=("$tmp")
+		mkdir -p "$tmp"
+		cp "$dir"/deploy/crds/*.yaml "$tmp/"
+		chmod u+w "$tmp"/*.yaml
+		mv -T "$tmp" "$out/crds"
+		log "copied $(ls "$out/crds" | wc -l) CRDs to $out/crds"
+	else
+		log "have $out/crds"
+	fi
+	OUT=$out
+}
+
 # The envtest assets folder: kube-apiserver, etcd, kubectl side by side.
 assemble_assets() {
 	local assets="$CACHE/assets-$(k8s_dir)-$(etcd_dir)"
@@ -142,18 +245,29 @@ assemble_assets() {
 target_all() {
 	local t
 	for t in "${ALL[@]}"; do
-		"target_$t"
+		"target_${t//-/_}"
 	done
 	assemble_assets
+}
+
+# Everything the Helm install e2e runs; prints the cache root.
+target_install() {
+	local t
+	for t in "${INSTALL[@]}"; do
+		"target_${t//-/_}"
+	done
+	assemble_assets
+	OUT=$CACHE
 }
 
 # ------------------------------------------------------------------------------
 
 main() {
 	local target=${1:-all}
-	(($# <= 1)) || die "usage: install.sh [$(IFS='|'; echo "${ALL[*]}")|all]"
-	declare -F "target_$target" >/dev/null ||
-		die "unknown target '$target'; usage: install.sh [$(IFS='|'; echo "${ALL[*]}")|all]"
+	local usage="usage: install.sh [$(IFS='|'; echo "${INSTALL[*]}")|all|install]"
+	(($# <= 1)) || die "$usage"
+	[[ $target =~ ^[a-z-]+$ ]] && declare -F "target_${target//-/_}" >/dev/null ||
+		die "unknown target '$target'; $usage"
 	# One install.sh at a time per cache: a second caller waits for the first
 	# instead of building the same binaries beside it (twice the memory).
 	if command -v flock >/dev/null; then
@@ -162,7 +276,7 @@ main() {
 		LOCKED=1
 	fi
 	OUT=
-	"target_$target"
+	"target_${target//-/_}"
 	printf '%s\n' "$OUT" >&3
 }
 
