@@ -29,10 +29,25 @@ demo-render: build ## The offline CLI demo: render an example aws-auth against t
 	e2e/demo/render-demo.sh
 
 .PHONY: lint
-lint: ## gofmt and go vet
-	@out=$$(gofmt -l cmd pkg e2e); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+lint: ## gofmt, go vet, helm lint, and manifests/ up to date with the chart
+	@out=$$(gofmt -l cmd pkg e2e charts); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	go vet ./...
 	go vet -tags e2e ./e2e/...
+	helm=$$(e2e/tools/install.sh helm)/helm; $$helm lint --strict charts/aws-auth-webhook
+	@$(MAKE) --no-print-directory manifests MANIFESTS_OUT=$(BIN)/manifests-check.yaml
+	@diff -u manifests/aws-auth-webhook.yaml $(BIN)/manifests-check.yaml || { echo "manifests/ is out of date with the chart: run make manifests"; exit 1; }
+
+MANIFESTS_OUT ?= manifests/aws-auth-webhook.yaml
+.PHONY: manifests
+manifests: ## Render manifests/aws-auth-webhook.yaml (plain YAML install) from the chart
+	@mkdir -p $(dir $(MANIFESTS_OUT))
+	helm=$$(e2e/tools/install.sh helm)/helm; { \
+	  echo "# aws-auth-webhook, plain-YAML install. Generated from charts/aws-auth-webhook by 'make manifests'; do not edit."; \
+	  echo "# Needs cert-manager. Set --node-role-arn in the Deployment's args (one per node group), then:"; \
+	  echo "#   kubectl apply -f manifests/aws-auth-webhook.yaml"; \
+	  echo "apiVersion: v1"; echo "kind: Namespace"; echo "metadata:"; echo "  name: aws-auth-webhook"; \
+	  $$helm template aws-auth-webhook charts/aws-auth-webhook --namespace aws-auth-webhook; \
+	} > $(MANIFESTS_OUT)
 
 .PHONY: unit
 unit: ## Unit and integration tests (no control plane)
