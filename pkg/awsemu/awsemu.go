@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"net"
 	"net/http"
@@ -21,6 +22,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/smithy-go/middleware"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 )
 
 // Dummy credentials: the emulator ignores signatures, but the SDK needs
@@ -122,7 +125,8 @@ func (s *Server) routes() *http.ServeMux {
 	return mux
 }
 
-// Handler serves IAM, STS, IMDS and the admin API.
+// Handler serves IAM, STS, IMDS and the admin API. Mounted on another
+// server, URL, Env and AWSConfig do not know its address.
 func (s *Server) Handler() http.Handler { return s.mux }
 
 // Start listens on a random port of 127.0.0.1.
@@ -198,11 +202,36 @@ func (s *Server) AWSConfig(ctx context.Context) (aws.Config, error) {
 		return aws.Config{}, errors.New("awsemu: AWSConfig before Start")
 	}
 	return config.LoadDefaultConfig(ctx,
+		config.WithAPIOptions([]func(*middleware.Stack) error{avoidBodyCloseRace}),
 		config.WithRegion(s.cfg.Region),
 		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(dummyAccessKeyID, dummySecretAccessKey, "")),
 		config.WithBaseEndpoint(u),
 		config.WithEC2IMDSEndpoint(u+"/"),
 	)
+}
+
+// avoidBodyCloseRace works around a race between smithy-go and net/http that
+// a local server exposes. Once a response arrives, smithy-go closes the
+// request body, whose WriteTo then returns io.EOF; net/http may still be
+// draining that body after sending it, takes the EOF for a write error and
+// closes the connection under the response being read. The SDK retries, so
+// the only trace is an extra call in the counters, about once in a few
+// thousand requests. A body without WriteTo makes net/http use Read, which
+// reports a closed body as a clean EOF.
+func avoidBodyCloseRace(stack *middleware.Stack) error {
+	return stack.Build.Add(middleware.BuildMiddlewareFunc("awsemuAvoidBodyCloseRace",
+		func(ctx context.Context, in middleware.BuildInput, next middleware.BuildHandler) (middleware.BuildOutput, middleware.Metadata, error) {
+			if req, ok := in.Request.(*smithyhttp.Request); ok {
+				if body, ok := req.GetStream().(io.ReadSeeker); ok {
+					req, err := req.SetStream(struct{ io.ReadSeeker }{body})
+					if err != nil {
+						return middleware.BuildOutput{}, middleware.Metadata{}, err
+					}
+					in.Request = req
+				}
+			}
+			return next.HandleBuild(ctx, in)
+		}), middleware.Before)
 }
 
 // Calls returns how many HTTP requests reached action, e.g. "iam:ListRoles",

@@ -48,8 +48,12 @@ func TestEnvPointsTheSDKHere(t *testing.T) {
 	if name, err := getMetadata(t, imds.NewFromConfig(cfg), "iam/security-credentials/"); err != nil || name != "node" {
 		t.Errorf("IMDS: %q, %v", name, err)
 	}
+	// At least one: without AWSConfig's workaround (see avoidBodyCloseRace) the
+	// SDK may rarely retry a request.
 	for _, a := range []string{"iam:ListRoles", "sts:GetCallerIdentity", "imds:iam/security-credentials/"} {
-		wantCalls(t, s, a, 1)
+		if s.Calls(a) == 0 {
+			t.Errorf("no %s call reached the emulator", a)
+		}
 	}
 }
 

@@ -60,7 +60,7 @@ func TestListRolesPaginator(t *testing.T) {
 			if tc.prefix != "" {
 				in.PathPrefix = aws.String(tc.prefix)
 			}
-			p := iam.NewListRolesPaginator(iam.NewFromConfig(cfg, func(o *iam.Options) { o.Retryer = logRetryer{o.Retryer.(aws.RetryerV2)} }), in, func(o *iam.ListRolesPaginatorOptions) {
+			p := iam.NewListRolesPaginator(iam.NewFromConfig(cfg), in, func(o *iam.ListRolesPaginatorOptions) {
 				o.Limit = tc.maxItems
 			})
 			var got []types.Role
