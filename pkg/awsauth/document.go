@@ -7,8 +7,11 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	yamlv2 "go.yaml.in/yaml/v2"
 	yaml "go.yaml.in/yaml/v3"
@@ -116,6 +119,7 @@ const (
 	fieldGroups        = "groups"
 	fieldPermissionSet = "permissionset"
 	fieldSSO           = "sso"
+	fieldUserID        = "userid"
 )
 
 // knownFields are the fields an entry of each key may have, spelled the
@@ -128,7 +132,32 @@ var knownFields = map[string][]string{
 // isSkippable mirrors the authenticator: these values are treated as absent.
 func isSkippable(text string) bool {
 	t := strings.TrimSpace(text)
-	return t == "" || t == "``" || t == `""`
+	return t == "" || t == "``" || t == `""` || t == "''"
+}
+
+// foldKey lowercases a field name the way encoding/json matches it against
+// the authenticator's struct fields (each rune through ToLower, then
+// ToUpper): "groupſ" with a long s sets groups, and a dotless ı or a Kelvin
+// sign matches its ASCII letter too.
+func foldKey(k string) string {
+	return strings.Map(func(r rune) rune { return unicode.ToLower(unicode.ToUpper(unicode.ToLower(r))) }, k)
+}
+
+// findTag returns the first node under n (aliases not followed) whose tag
+// is tag.
+func findTag(n *yaml.Node, tag string) *yaml.Node {
+	if n == nil || n.Kind == yaml.AliasNode {
+		return nil
+	}
+	if n.ShortTag() == tag {
+		return n
+	}
+	for _, c := range n.Content {
+		if f := findTag(c, tag); f != nil {
+			return f
+		}
+	}
+	return nil
 }
 
 var yamlLinePattern = regexp.MustCompile(`line (\d+)`)
@@ -153,10 +182,27 @@ func parseSection(key, text string) (*section, Findings) {
 		s.broken = true
 		return s, Findings{{Severity: SeverityError, Key: key, Line: line, Reason: reason, Message: msg, Hint: hint}}
 	}
+	if !utf8.ValidString(text) {
+		bad := 0
+		for bad < len(text) {
+			r, w := utf8.DecodeRuneInString(text[bad:])
+			if r == utf8.RuneError && w == 1 {
+				break
+			}
+			bad += w
+		}
+		line := 1 + strings.Count(text[:bad], "\n")
+		return fail(line, "InvalidUTF8",
+			fmt.Sprintf("%s is not valid UTF-8 (line %d holds a byte that is not part of any character); the authenticator cannot read it and would drop every mapping in it.", key, line),
+			"save the text as UTF-8, or delete the stray byte on that line")
+	}
 
 	dec := yaml.NewDecoder(strings.NewReader(text))
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return s, readsAsNothing(s) // only comments
+		}
 		return fail(errorLine(err), "MalformedYAML",
 			fmt.Sprintf("%s is not valid YAML (%s); the authenticator would drop every mapping in it.", key, strings.TrimPrefix(err.Error(), "yaml: ")),
 			"fix the YAML at that line: check indentation, a missing '-', or an unquoted ': '")
@@ -177,7 +223,7 @@ func parseSection(key, text string) (*section, Findings) {
 	s.doc = &doc
 	root := documentRoot(&doc)
 	if root == nil {
-		return s, nil // only comments
+		return s, readsAsNothing(s) // only comments, or null
 	}
 	if root.Kind != yaml.SequenceNode {
 		want := "a list of mappings (each item starting with '- ')"
@@ -188,6 +234,21 @@ func parseSection(key, text string) (*section, Findings) {
 			"write each entry as a list item starting with '- '")
 	}
 	s.seq = root
+
+	// !!binary hides a value from everyone who reads aws-auth: the
+	// authenticator decodes the base64, people see only the base64.
+	var findings Findings
+	for i, item := range root.Content {
+		if n := findTag(item, "!!binary"); n != nil {
+			findings = append(findings, Finding{Severity: SeverityError, Key: key, Index: intp(i), Line: n.Line, Reason: "YAMLTag",
+				Message: fmt.Sprintf("entry %d holds a base64-encoded value (!!binary): the authenticator decodes it, but nobody reading aws-auth can see what it maps.", i),
+				Hint:    "write the value as plain text, without the !!binary tag"})
+		}
+	}
+	if len(findings) > 0 {
+		s.broken = true
+		return s, findings
+	}
 
 	if key == KeyMapAccounts {
 		// The authenticator decodes mapAccounts with goyaml.v2 into []string.
@@ -213,7 +274,6 @@ func parseSection(key, text string) (*section, Findings) {
 			"simplify the YAML: plain lists of mappings, no anchors, aliases or merge keys")
 	}
 
-	var findings Findings
 	for i, item := range root.Content {
 		e := &entry{key: key, index: i, node: item,
 			keyNodes: map[string]*yaml.Node{}, valueNodes: map[string]*yaml.Node{},
@@ -235,23 +295,89 @@ func parseSection(key, text string) (*section, Findings) {
 			continue
 		}
 		e.isMapping = true
+		first := len(findings)
 		for j := 0; j+1 < len(item.Content); j += 2 {
-			k := strings.ToLower(item.Content[j].Value)
-			if _, seen := e.keyNodes[k]; !seen {
-				e.keyNodes[k], e.valueNodes[k] = item.Content[j], item.Content[j+1]
+			kn, vn := item.Content[j], item.Content[j+1]
+			k := foldKey(kn.Value)
+			switch {
+			case kn.ShortTag() == "!!merge":
+				// The authenticator merges the fields in, but every check,
+				// message and edit here is about the entry as written: a
+				// merged permissionset or path could not be resolved in
+				// place, and would change every entry sharing the anchor.
+				findings = append(findings, Finding{Severity: SeverityError, Key: key, Index: intp(i), Line: kn.Line, Reason: "MergeKey",
+					Message: fmt.Sprintf("entry %d takes fields from elsewhere through a YAML merge key (<<); the webhook checks and edits each entry where it is written and cannot vouch for merged fields.", i),
+					Hint:    "write the fields out in the entry itself instead of '<<: *anchor'"})
+				continue
+			case kn.Kind != yaml.ScalarNode:
+				continue
+			}
+			if prev, seen := e.keyNodes[k]; seen {
+				if prev.Value == kn.Value { // other spellings: DuplicateField in validation
+					findings = append(findings, Finding{Severity: SeverityError, Key: key, Index: intp(i), Field: kn.Value, Line: kn.Line, Reason: "DuplicateField",
+						Message: fmt.Sprintf("the key %q appears twice in entry %d (lines %d and %d); the authenticator silently keeps only the last one.", kn.Value, i, prev.Line, kn.Line),
+						Hint:    "keep one of them"})
+				}
+				continue
+			}
+			e.keyNodes[k], e.valueNodes[k] = kn, vn
+			if vn.Kind == yaml.AliasNode && (k == fieldRoleARN || k == fieldUserARN || k == fieldPermissionSet) {
+				// These are the values the webhook rewrites in place; an
+				// alias cannot be rewritten for this entry alone.
+				findings = append(findings, Finding{Severity: SeverityError, Key: key, Index: intp(i), Field: k, Line: vn.Line, Reason: "YAMLAlias",
+					Message: fmt.Sprintf("%s is a YAML alias (*%s); the webhook resolves and rewrites %s where it is written, so it must be written out.", kn.Value, vn.Value, k),
+					Hint:    fmt.Sprintf("write the value of %s out instead of *%s", kn.Value, vn.Value)})
 			}
 		}
 		var obj map[string]json.RawMessage
 		if err := json.Unmarshal(items[i], &obj); err != nil {
 			continue // not an object: reported above through the v3 kind check
 		}
-		for k, v := range obj {
-			lk := strings.ToLower(k)
-			e.view[lk] = v
+		// In the order encoding/json applies them (the JSON has its keys
+		// sorted): a later spelling of a field wins, unless it is null,
+		// which leaves a string field alone.
+		keys := make([]string, 0, len(obj))
+		for k := range obj {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			lk := foldKey(k)
+			if _, set := e.view[lk]; !set || string(obj[k]) != "null" {
+				e.view[lk] = obj[k]
+			}
 			e.written[lk] = append(e.written[lk], k)
+		}
+		for j := first; j < len(findings); j++ {
+			findings[j].Entry = e.label()
 		}
 	}
 	return s, findings
+}
+
+// readsAsNothing checks that the authenticator, too, reads a section that
+// holds no list (only comments, or null) as no mappings: a lone tag such as
+// `!` is null to goyaml.v3 but a broken value to the authenticator.
+func readsAsNothing(s *section) Findings {
+	var err error
+	if s.key == KeyMapAccounts {
+		var accounts []string
+		if err = yamlv2.Unmarshal([]byte(s.text), &accounts); err == nil && len(accounts) > 0 {
+			err = fmt.Errorf("it reads %d account(s)", len(accounts))
+		}
+	} else {
+		var js []byte
+		if js, err = sigsyaml.YAMLToJSON([]byte(s.text)); err == nil && strings.TrimSpace(string(js)) != "null" {
+			err = fmt.Errorf("it reads %s", js)
+		}
+	}
+	if err == nil {
+		return nil
+	}
+	s.broken = true
+	return Findings{{Severity: SeverityError, Key: s.key, Line: errorLine(err), Reason: "ReadDifferently",
+		Message: fmt.Sprintf("%s holds no list, but the authenticator does not read it as empty: %v.", s.key, err),
+		Hint:    fmt.Sprintf("leave %s empty, or write its entries as a list", s.key)}}
 }
 
 // documentRoot returns the content of a document node, or nil for an empty
@@ -274,6 +400,7 @@ func intp(i int) *int { return &i }
 // encodeNode renders a node tree with goyaml.v3: the fallback when an edit
 // cannot be spliced into the original text.
 func encodeNode(n *yaml.Node) (string, error) {
+	spellNulls(n)
 	var buf bytes.Buffer
 	enc := yaml.NewEncoder(&buf)
 	enc.SetIndent(2)
@@ -284,4 +411,19 @@ func encodeNode(n *yaml.Node) (string, error) {
 		return "", err
 	}
 	return buf.String(), nil
+}
+
+// spellNulls writes out null scalars that were written empty (`key:`): the
+// goyaml.v3 encoder renders an empty null in a flow mapping as a quoted
+// empty string, which the authenticator reads differently.
+func spellNulls(n *yaml.Node) {
+	if n == nil || n.Kind == yaml.AliasNode {
+		return
+	}
+	if n.Kind == yaml.ScalarNode && n.Value == "" && n.ShortTag() == "!!null" {
+		n.Value = "null"
+	}
+	for _, c := range n.Content {
+		spellNulls(c)
+	}
 }

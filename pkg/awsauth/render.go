@@ -77,6 +77,9 @@ func Lint(data map[string]string) *Result {
 
 // LintWithOptions is Lint with the size of binaryData counted.
 func LintWithOptions(data map[string]string, opts Options) *Result {
+	if res := tooLarge(data, opts); res != nil {
+		return res
+	}
 	secs, findings := parseData(data)
 	v := &validator{lint: true}
 	v.validateData(data, opts.ExtraBytes, secs)
@@ -93,6 +96,9 @@ func Render(ctx context.Context, data map[string]string, r Resolver, opts Option
 	nodeRoles, err := canonicalNodeRoles(opts.NodeRoleARNs)
 	if err != nil {
 		return nil, err
+	}
+	if res := tooLarge(data, opts); res != nil {
+		return res, nil
 	}
 	secs, findings := parseData(data)
 	if findings.HasErrors() {
@@ -138,6 +144,17 @@ func Render(ctx context.Context, data map[string]string, r Resolver, opts Option
 	v.validateData(out, opts.ExtraBytes, final)
 	all := append(rw.findings, parseFindings...)
 	return newResult(out, changed, final, append(all, v.findings...)), nil
+}
+
+// tooLarge rejects data over the ConfigMap size limit before parsing any
+// of it: the apiserver would refuse the object anyway, and parsing a
+// document of that size costs hundreds of MiB.
+func tooLarge(data map[string]string, opts Options) *Result {
+	v := &validator{lint: true}
+	if !v.checkSize(data, opts.ExtraBytes) {
+		return nil
+	}
+	return newResult(data, nil, nil, v.findings)
 }
 
 // parseData parses the three keys the authenticator reads, in a fixed order.

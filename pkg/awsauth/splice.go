@@ -124,10 +124,11 @@ func (ed *editor) scalarExtent(n *yaml.Node, flow bool) (int, int, bool) {
 var plainSafe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_+=,.@:/$-]*$`)
 
 // quoteLike renders a value in the same style as the scalar it replaces.
-func quoteLike(style yaml.Style, value string) (string, bool) {
+// In a flow collection a comma ends a plain scalar, so it is quoted there.
+func quoteLike(style yaml.Style, value string, flow bool) (string, bool) {
 	switch style {
 	case 0:
-		if plainSafe.MatchString(value) && !strings.Contains(value, ": ") {
+		if plainSafe.MatchString(value) && !strings.Contains(value, ": ") && !(flow && strings.Contains(value, ",")) {
 			return value, true
 		}
 		return fmt.Sprintf("%q", value), true
@@ -152,7 +153,7 @@ func (ed *editor) setScalar(item, n *yaml.Node, value string) {
 	ed.changed = true
 	if ed.spliceable {
 		start, end, ok := ed.scalarExtent(n, ed.inFlow(item))
-		text, okq := quoteLike(n.Style, value)
+		text, okq := quoteLike(n.Style, value, ed.inFlow(item))
 		if ok && okq {
 			ed.edits = append(ed.edits, textEdit{start, end, text})
 		} else {
@@ -171,7 +172,7 @@ func (ed *editor) insertField(item, before *yaml.Node, key, value string) {
 		ed.spliceable = false
 		if before.Style == 0 && before.Anchor == "" {
 			if at, ok := ed.offset(before.Line, before.Column); ok && strings.HasPrefix(ed.sec.text[at:], before.Value) {
-				v, _ := quoteLike(0, value)
+				v, _ := quoteLike(0, value, ed.inFlow(item))
 				text := key + ": " + v + ed.eol + strings.Repeat(" ", before.Column-1)
 				if ed.inFlow(item) {
 					text = key + ": " + v + ", "
@@ -205,7 +206,7 @@ func (ed *editor) appendNodeRoleEntry(roleARN string) {
 		ed.seq = &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq"}
 		ed.doc = &yaml.Node{Kind: yaml.DocumentNode, Content: []*yaml.Node{ed.seq}}
 		start := len(text)
-		if t := strings.TrimSpace(text); t == "``" || t == `""` {
+		if t := strings.TrimSpace(text); t == "``" || t == `""` || t == "''" {
 			start, text = 0, ""
 		}
 		ed.edits = append(ed.edits, textEdit{start, len(ed.sec.text), ed.entryText(text, 1, 3, roleARN)})
@@ -312,7 +313,7 @@ func sameTree(a, b *yaml.Node) bool {
 	if a.Kind != b.Kind || a.ShortTag() != b.ShortTag() || len(a.Content) != len(b.Content) {
 		return false
 	}
-	if a.Kind == yaml.ScalarNode && a.Value != b.Value {
+	if a.Kind == yaml.ScalarNode && a.Value != b.Value && a.ShortTag() != "!!null" { // null is null however written
 		return false
 	}
 	for i := range a.Content {

@@ -36,15 +36,7 @@ func (v *validator) entryFinding(sev Severity, e *entry, field, reason, msg, hin
 // validateData checks the whole ConfigMap data: size, data keys the
 // authenticator would ignore, and each section.
 func (v *validator) validateData(data map[string]string, extraBytes int, secs []*section) {
-	size := extraBytes
-	for k, val := range data {
-		size += len(k) + len(val)
-	}
-	if size > MaxConfigMapBytes {
-		v.add(Finding{Severity: SeverityError, Reason: "TooLarge",
-			Message: fmt.Sprintf("the ConfigMap holds %d bytes; a ConfigMap may hold at most %d.", size, MaxConfigMapBytes),
-			Hint:    "remove unused entries, or map a group of people to one role"})
-	}
+	v.checkSize(data, extraBytes)
 	keys := make([]string, 0, len(data))
 	for k := range data {
 		keys = append(keys, k)
@@ -70,6 +62,22 @@ func (v *validator) validateData(data map[string]string, extraBytes int, secs []
 			v.validateEntries(s)
 		}
 	}
+}
+
+// checkSize reports, and returns true, when the data (plus extraBytes of
+// binaryData) is over the ConfigMap size limit.
+func (v *validator) checkSize(data map[string]string, extraBytes int) bool {
+	size := extraBytes
+	for k, val := range data {
+		size += len(k) + len(val)
+	}
+	if size <= MaxConfigMapBytes {
+		return false
+	}
+	v.add(Finding{Severity: SeverityError, Reason: "TooLarge",
+		Message: fmt.Sprintf("the ConfigMap holds %d bytes; a ConfigMap may hold at most %d.", size, MaxConfigMapBytes),
+		Hint:    "remove unused entries, or map a group of people to one role"})
+	return true
 }
 
 func (v *validator) validateAccounts(s *section) {
@@ -164,6 +172,13 @@ func (v *validator) validateFields(e *entry) {
 				fmt.Sprintf("%s is read by the authenticator as %s, not as a string (YAML 1.1 reads yes/no/on/off/y/n as booleans and 0x1F or 1e3 as numbers), so the mapping breaks.", f, describeJSON(raw)),
 				fmt.Sprintf("put the value of %s in quotes", f))
 		}
+	}
+	// The authenticator ignores userid in aws-auth but still decodes it
+	// into a string: any other type makes it report the whole key broken.
+	if _, isString := e.str(fieldUserID); e.has(fieldUserID) && !isString {
+		v.entryFinding(SeverityError, e, fieldUserID, "WrongType",
+			fmt.Sprintf("userid is read by the authenticator as %s, not as a string, so it reports %s as broken.", describeJSON(e.view[fieldUserID]), e.key),
+			"remove userid (aws-auth does not use it), or put its value in quotes")
 	}
 	v.validateGroups(e)
 
