@@ -94,6 +94,11 @@ func decodeConfigMap(raw []byte) (*corev1.ConfigMap, error) {
 	if err := json.Unmarshal(raw, cm); err != nil {
 		return nil, fmt.Errorf("not a ConfigMap: %w", err)
 	}
+	// encoding/json fills a ConfigMap from any object; the apiserver always
+	// says what it sent.
+	if cm.Kind != "" && cm.Kind != "ConfigMap" || cm.APIVersion != "" && cm.APIVersion != "v1" {
+		return nil, fmt.Errorf("not a ConfigMap: the object is a %s %s", cm.APIVersion, cm.Kind)
+	}
 	return cm, nil
 }
 

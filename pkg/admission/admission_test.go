@@ -269,3 +269,42 @@ func TestNoAWSCallsWhenWarm(t *testing.T) {
 		t.Fatalf("AWS calls with a warm cache: %v", calls)
 	}
 }
+
+// TestStaleSuffixAdmitted: the mutating webhook resolved a permission set
+// from the IAM listing just before the resync loop installed a newer one, so
+// the validator now resolves it to another role of the same permission set.
+// The write is admitted with a warning (the resync loop writes the new ARN);
+// anything else the engine would still rewrite is refused as NotResolved.
+func TestStaleSuffixAdmitted(t *testing.T) {
+	f := newFixture(t)
+	old := configMap("kube-system", "aws-auth", map[string]string{"mapRoles": baseRoles})
+	staleARN := "arn:aws:iam::111122223333:role/AWSReservedSSO_ReadOnly_ffffffffffffffff"
+	admin := asUser("kubernetes-admin", "")
+	for _, tc := range []struct {
+		name, entry string
+		allow       bool
+	}{
+		{"an older role of the same permission set", "- rolearn: " + staleARN + "\n  permissionset: ReadOnly\n  username: ro\n", true},
+		{"with its IAM path", "- rolearn: arn:aws:iam::111122223333:role/aws-reserved/sso.amazonaws.com/eu-west-1/AWSReservedSSO_ReadOnly_ffffffffffffffff\n  permissionset: ReadOnly\n  username: ro\n", false},
+		{"the role of another permission set", "- rolearn: " + adminARN + "\n  permissionset: ReadOnly\n  username: ro\n", false},
+		{"a role that is not an SSO role", "- rolearn: arn:aws:iam::111122223333:role/ReadOnly\n  permissionset: ReadOnly\n  username: ro\n", false},
+		{"no rolearn at all", "- permissionset: ReadOnly\n  username: ro\n", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			obj := configMap("kube-system", "aws-auth", map[string]string{"mapRoles": baseRoles + tc.entry})
+			before := f.audited(audit.ActionRejected, "NotResolved")
+			resp := f.h.Validator().Handle(context.Background(), review(admissionv1.Update, obj, old, admin))
+			if resp.Allowed != tc.allow {
+				t.Fatalf("allowed=%v, want %v: %v", resp.Allowed, tc.allow, resp.Result)
+			}
+			if tc.allow {
+				if len(resp.Warnings) != 1 || !strings.Contains(resp.Warnings[0], "mapRoles[2] (permissionset ReadOnly)") ||
+					!strings.Contains(resp.Warnings[0], staleARN+" was kept") {
+					t.Errorf("warnings: %q", resp.Warnings)
+				}
+			} else if got := f.audited(audit.ActionRejected, "NotResolved") - before; got != 1 {
+				t.Errorf("NotResolved audited %v times, want 1 (%v)", got, resp.Result)
+			}
+		})
+	}
+}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/audit"
 	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/awsauth"
+	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/awsidentity"
 )
 
 // The groups a node role must keep.
@@ -38,7 +39,17 @@ func (h *Handlers) validate(ctx context.Context, req admission.Request) admissio
 	if !ok {
 		return resp
 	}
+	var stale []string
 	if len(res.Changed) > 0 {
+		// A permission set whose rolearn is already a path-free role of
+		// that permission set, only not the newest: the mutating webhook
+		// resolved it from the IAM listing before the one the resync loop
+		// installed a moment ago. The authenticator loads it as written
+		// and the resync loop writes the new ARN; refusing the edit would
+		// only fail a legitimate write for the timing of a refresh.
+		stale = staleSuffixes(r.obj.Data, res)
+	}
+	if len(res.Changed) > 0 && stale == nil {
 		return h.deny(ctx, r, "NotResolved", fmt.Sprintf("aws-auth was not changed: %s still hold(s) unresolved entries (permissionset without its rolearn, $ACCOUNTID, or a role ARN with a path), so the authenticator would not load them as written. Fix: make sure the aws-auth-webhook mutating webhook is registered, then retry the edit",
 			strings.Join(res.Changed, " and ")), nil)
 	}
@@ -47,7 +58,43 @@ func (h *Handlers) validate(ctx context.Context, req admission.Request) admissio
 			return h.guard(ctx, r, reason, msg)
 		}
 	}
-	return admission.Allowed("")
+	return admission.Allowed("").WithWarnings(stale...)
+}
+
+// staleSuffixes returns a warning for each entry the engine would still
+// rewrite when every such rewrite only replaces the rolearn of a
+// permission-set entry with a newer role of the same permission set (the
+// suffix changed between mutation and validation), and nil otherwise.
+func staleSuffixes(data map[string]string, res *awsauth.Result) []string {
+	written := awsauth.Lint(data)
+	if len(written.Roles) != len(res.Roles) || len(written.Users) != len(res.Users) {
+		return nil
+	}
+	for i := range written.Users {
+		if written.Users[i].ARN != res.Users[i].ARN {
+			return nil
+		}
+	}
+	var out []string
+	for i, was := range written.Roles {
+		now := res.Roles[i]
+		if was.ARN == now.ARN {
+			continue
+		}
+		canonical, name, pathStripped, err := awsidentity.CanonicalizeRoleARN(was.ARN)
+		if err != nil || pathStripped || canonical != was.ARN || was.PermissionSet == "" || now.PermissionSet != was.PermissionSet {
+			return nil
+		}
+		if ps, _, ok := awsidentity.ParseSSORoleName(name); !ok || ps != was.PermissionSet {
+			return nil
+		}
+		out = append(out, fmt.Sprintf("aws-auth: %s[%d] (permissionset %s): IAM Identity Center gave the permission set a new role (%s) while this edit was admitted; %s was kept and the resync loop will write the new ARN",
+			awsauth.KeyMapRoles, was.Index, was.PermissionSet, now.ARN, was.ARN))
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
 }
 
 // guard denies an edit that would lock people out, unless the requester is

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -59,6 +60,9 @@ func Run(ctx context.Context, restConfig *rest.Config, opts Options, log logr.Lo
 		return fmt.Errorf("loading AWS configuration: %w", err)
 	}
 	resolver := awsidentity.New(awsConfig, awsidentity.Options{})
+	// IAM/STS requests, errors, throttles, cache hits and stale answers on
+	// /metrics.
+	audit.Register(metrics.Registry, prometheus.Collector(newResolverCollector(resolver.Stats)))
 
 	// The first identity lookup: account and node role. A failure is said
 	// plainly and the server goes on serving what it can.
