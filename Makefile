@@ -10,6 +10,7 @@ VERSION    ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo d
 # The same flags as the Dockerfile, so the e2e runs what ships.
 GOBUILD    := CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X github.com/aws-auth-webhook/aws-auth-webhook/cmd/aws-auth-webhook/app.version=$(VERSION)"
 FUZZTIME   ?= 30s
+DIFF_N     ?= 500000
 
 .PHONY: help
 help: ## Show this help
@@ -50,15 +51,18 @@ manifests: ## Render manifests/aws-auth-webhook.yaml (plain YAML install) from t
 	} > $(MANIFESTS_OUT)
 
 .PHONY: unit
-unit: ## Unit and integration tests (no control plane)
+unit: ## Unit and integration tests (no control plane); prints the differential figures against the authenticator
 	go test -race -count=1 ./...
+	@go test -count=1 -v -run '^TestAuthenticatorAgrees$$' ./pkg/awsauth/ | grep -E 'differential:' 
 
 .PHONY: tools
-tools: ## Build (or reuse) kube-apiserver, etcd and kubectl, cached outside the work tree
-	e2e/tools/install.sh all >/dev/null
+tools: ## Build (or reuse) kube-apiserver, etcd, kubectl, helm and cert-manager, cached outside the work tree
+	e2e/tools/install.sh install >/dev/null
 
 .PHONY: e2e
 e2e: build ## End-to-end tests against a real kube-apiserver + etcd (builds them once)
+	command -v ip >/dev/null || { apt-get update -qq && apt-get install -y -qq iproute2; }
+	e2e/tools/install.sh install >/dev/null
 	assets=$$(e2e/tools/install.sh all); \
 	KUBEBUILDER_ASSETS=$$assets AWS_AUTH_WEBHOOK_BIN=$(abspath $(BIN)) go test -tags e2e -count=1 -timeout 30m -v ./e2e/... 2>&1 | tee $(BIN)/e2e.log; \
 	status=$${PIPESTATUS[0]}; [ $$status -eq 0 ] || exit $$status; \
@@ -69,8 +73,10 @@ e2e: build ## End-to-end tests against a real kube-apiserver + etcd (builds them
 test: lint unit e2e ## Everything CI runs: lint, unit tests, e2e
 
 .PHONY: fuzz
-fuzz: ## Fuzz the rewrite engine for FUZZTIME (default 30s)
-	go test ./pkg/awsauth/ -run '^$$' -fuzz FuzzRender -fuzztime $(FUZZTIME)
+fuzz: ## Fuzz the engine for FUZZTIME each (default 30s), then the long differential run against the authenticator (DIFF_N documents)
+	go test ./pkg/awsauth/ -run '^$$' -fuzz '^FuzzRender$$' -fuzztime $(FUZZTIME)
+	go test ./pkg/awsauth/ -run '^$$' -fuzz '^FuzzAuthenticatorAgrees$$' -fuzztime $(FUZZTIME)
+	AWS_AUTH_WEBHOOK_DIFF_N=$(DIFF_N) go test ./pkg/awsauth/ -run '^TestAuthenticatorAgrees$$' -count=1 -v -timeout 60m | grep -E 'differential:|^(--- |ok|FAIL)'
 
 .PHONY: chart-docs
 chart-docs: ## Regenerate the chart README's values table from values.yaml
