@@ -276,7 +276,7 @@ func (l *Loop) sync(ctx context.Context) (Outcome, error) {
 	}
 	if p.notFound {
 		out.NotFound, out.Result = true, ResultOK
-		l.log.Info("the ConfigMap does not exist; the resync loop never creates it", "object", l.object().String())
+		l.log.V(1).Info("the ConfigMap does not exist; the resync loop never creates it", "object", l.object().String())
 		return out, nil
 	}
 
