@@ -78,6 +78,10 @@ fuzz: ## Fuzz the engine for FUZZTIME each (default 30s), then the long differen
 	go test ./pkg/awsauth/ -run '^$$' -fuzz '^FuzzAuthenticatorAgrees$$' -fuzztime $(FUZZTIME)
 	AWS_AUTH_WEBHOOK_DIFF_N=$(DIFF_N) go test ./pkg/awsauth/ -run '^TestAuthenticatorAgrees$$' -count=1 -v -timeout 60m | grep -E 'differential:|^(--- |ok|FAIL)'
 
+.PHONY: bench
+bench: build ## Benchmarks: engine, TLS load vs a no-op webhook baseline, AWS call budget, footprint (prints the tables)
+	KUBEBUILDER_ASSETS=$$(e2e/tools/install.sh all) go run ./e2e/bench --bin $(BINARY) -o $(BIN)/bench.md
+
 .PHONY: chart-docs
 chart-docs: ## Regenerate the chart README's values table from values.yaml
 	UPDATE_CHART_README=1 go test ./charts/ -run TestChartREADMEDocumentsEveryValue -count=1

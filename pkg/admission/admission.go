@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/go-logr/logr"
+	"golang.org/x/sync/semaphore"
 	"gomodules.xyz/jsonpatch/v2"
 	admissionv1 "k8s.io/api/admission/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
@@ -33,7 +34,19 @@ type Config struct {
 	// BreakGlassGroups bypass the lockout guard (never the structural
 	// validation); every bypass is audited.
 	BreakGlassGroups []string
+	// MaxInFlightBytes bounds the aws-auth data (object plus oldObject)
+	// the engine works on at once, across all requests; a request above
+	// it waits for the others to finish, and then runs alone. Parsing a
+	// document costs many times its size in memory, so this is what keeps
+	// a burst of edits to a ~1 MiB aws-auth inside a modest memory limit,
+	// while edits of ordinary size run side by side. Default
+	// DefaultMaxInFlightBytes.
+	MaxInFlightBytes int64
 }
+
+// DefaultMaxInFlightBytes lets one edit of a ConfigMap at the size limit
+// (object and oldObject, 1 MiB each) run at a time.
+const DefaultMaxInFlightBytes = 2 * awsauth.MaxConfigMapBytes
 
 // Handlers are the mutating and validating handlers, sharing one engine,
 // resolver and auditor.
@@ -42,11 +55,50 @@ type Handlers struct {
 	resolver awsauth.Resolver
 	auditor  *audit.Auditor
 	log      logr.Logger
+	// memo remembers the engine's answers about documents seen recently:
+	// the stored object (oldObject) recurs in every request, and the
+	// validating webhook is sent what the mutating one produced.
+	memo *awsauth.Memo
+	// work bounds the bytes of aws-auth data being worked on (see
+	// Config.MaxInFlightBytes).
+	work *semaphore.Weighted
 }
 
 // New returns the handlers.
 func New(cfg Config, resolver awsauth.Resolver, auditor *audit.Auditor, log logr.Logger) *Handlers {
-	return &Handlers{cfg: cfg, resolver: resolver, auditor: auditor, log: log}
+	if cfg.MaxInFlightBytes <= 0 {
+		cfg.MaxInFlightBytes = DefaultMaxInFlightBytes
+	}
+	return &Handlers{cfg: cfg, resolver: resolver, auditor: auditor, log: log,
+		memo: awsauth.NewMemo(0, 0), work: semaphore.NewWeighted(cfg.MaxInFlightBytes)}
+}
+
+// MemoStats reports how often the engine's answers came from memory.
+func (h *Handlers) MemoStats() awsauth.MemoStats { return h.memo.Stats() }
+
+// acquire waits until the request's data may be worked on; release undoes
+// it. It fails only when the request ends (the apiserver gave up) first.
+func (h *Handlers) acquire(ctx context.Context, r *request) (release func(), resp *admission.Response) {
+	n := int64(dataBytes(r.obj) + dataBytes(r.old))
+	n = max(1, min(n, h.cfg.MaxInFlightBytes))
+	if err := h.work.Acquire(ctx, n); err != nil {
+		resp := admission.Errored(http.StatusServiceUnavailable,
+			fmt.Errorf("aws-auth was not changed: the webhook is busy with other edits of a large aws-auth and the request ended while waiting (%w); retry", err))
+		return nil, &resp
+	}
+	return func() { h.work.Release(n) }, nil
+}
+
+// dataBytes is the size of a ConfigMap's data, as the engine reads it.
+func dataBytes(cm *corev1.ConfigMap) int {
+	if cm == nil {
+		return 0
+	}
+	n := 0
+	for k, v := range cm.Data {
+		n += len(k) + len(v)
+	}
+	return n
 }
 
 // Mutator returns the mutating handler (POST /mutate).
@@ -118,6 +170,11 @@ func (h *Handlers) mutate(ctx context.Context, req admission.Request) admission.
 	if req.Operation == admissionv1.Delete || r.obj == nil {
 		return admission.Allowed("")
 	}
+	release, busy := h.acquire(ctx, r)
+	if busy != nil {
+		return *busy
+	}
+	defer release()
 	res, resp, ok := h.render(ctx, r, h.cfg.NodeRoleARNs)
 	if !ok {
 		return resp
@@ -129,7 +186,7 @@ func (h *Handlers) mutate(ctx context.Context, req admission.Request) admission.
 // render runs the engine on the request's object; on rejection it returns
 // the (audited) denial.
 func (h *Handlers) render(ctx context.Context, r *request, nodeRoles []string) (*awsauth.Result, admission.Response, bool) {
-	res, err := awsauth.Render(ctx, r.obj.Data, h.resolver, awsauth.Options{
+	res, err := h.memo.Render(ctx, r.obj.Data, h.resolver, awsauth.Options{
 		NodeRoleARNs: nodeRoles,
 		ExtraBytes:   binaryBytes(r.obj),
 	})

@@ -3,6 +3,7 @@ package admission
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -16,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/audit"
+	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/awsauth"
 	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/awsemu"
 	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/awsidentity"
 )
@@ -306,5 +308,69 @@ func TestStaleSuffixAdmitted(t *testing.T) {
 				t.Errorf("NotResolved audited %v times, want 1 (%v)", got, resp.Result)
 			}
 		})
+	}
+}
+
+// TestLargeEditsWaitTheirTurn: the engine works on at most
+// MaxInFlightBytes of aws-auth data at once; a request that cannot get its
+// turn before it ends is refused as busy, and nothing is audited or
+// changed. Once the turn is free, the same request goes through.
+func TestLargeEditsWaitTheirTurn(t *testing.T) {
+	f := newFixture(t)
+	f.h = New(Config{Namespace: "kube-system", Name: "aws-auth", NodeRoleARNs: []string{nodeARN}, MaxInFlightBytes: 64},
+		f.h.resolver, f.h.auditor, logr.Discard())
+	old := configMap("kube-system", "aws-auth", map[string]string{"mapRoles": baseRoles})
+	obj := configMap("kube-system", "aws-auth", map[string]string{"mapRoles": baseRoles + "- permissionset: ReadOnly\n  username: ro\n"})
+	req := review(admissionv1.Update, obj, old)
+
+	// Another edit holds the whole budget.
+	if err := f.h.work.Acquire(context.Background(), 64); err != nil {
+		t.Fatal(err)
+	}
+	ended, cancel := context.WithCancel(context.Background())
+	cancel()
+	for name, handler := range map[string]admission.Handler{"mutate": f.h.Mutator(), "validate": f.h.Validator()} {
+		resp := handler.Handle(ended, req)
+		if resp.Allowed || resp.Result == nil || resp.Result.Code != 503 || !strings.Contains(resp.Result.Message, "busy") {
+			t.Fatalf("%s while busy: %+v", name, resp.Result)
+		}
+	}
+	f.h.work.Release(64)
+	if resp := f.h.Mutator().Handle(context.Background(), req); !resp.Allowed || len(resp.Patches) == 0 {
+		t.Fatalf("mutate once free: %+v", resp.Result)
+	}
+}
+
+// TestOldObjectReadOnce: the stored object (oldObject) is the same in every
+// request; after the first, its mappings come from memory, and so does the
+// judgement of the object the mutating webhook produced.
+func TestOldObjectReadOnce(t *testing.T) {
+	f := newFixture(t)
+	old := configMap("kube-system", "aws-auth", map[string]string{"mapRoles": baseRoles})
+	ctx := context.Background()
+	for i := range 3 {
+		data := map[string]string{"mapRoles": baseRoles + fmt.Sprintf("- permissionset: ReadOnly\n  username: ro-%d\n", i)}
+		resp := f.h.Mutator().Handle(ctx, review(admissionv1.Update, configMap("kube-system", "aws-auth", data), old, asUser("alice", adminARN)))
+		if !resp.Allowed {
+			t.Fatalf("mutate %d: %+v", i, resp.Result)
+		}
+		res, err := awsauth.Render(ctx, data, f.h.resolver, awsauth.Options{NodeRoleARNs: []string{nodeARN}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := f.h.MemoStats()
+		resp = f.h.Validator().Handle(ctx, review(admissionv1.Update, configMap("kube-system", "aws-auth", res.Data), old, asUser("alice", adminARN)))
+		if !resp.Allowed {
+			t.Fatalf("validate %d: %+v", i, resp.Result)
+		}
+		after := f.h.MemoStats()
+		// The mutated object, and (after the first request) the old one.
+		want := uint64(1)
+		if i > 0 {
+			want = 2
+		}
+		if after.Hits-before.Hits != want || i > 0 && after.Misses != before.Misses {
+			t.Fatalf("request %d: memo %+v -> %+v, want %d hits and no miss", i, before, after, want)
+		}
 	}
 }

@@ -31,6 +31,11 @@ func (h *Handlers) validate(ctx context.Context, req admission.Request) admissio
 	if r.obj == nil {
 		return admission.Allowed("")
 	}
+	release, busy := h.acquire(ctx, r)
+	if busy != nil {
+		return *busy
+	}
+	defer release()
 	// Judge the object as it will be stored: the mutating handler has
 	// already resolved it, so rendering must change nothing. If it would,
 	// the mutation did not happen (or another webhook undid it), and the
@@ -47,7 +52,7 @@ func (h *Handlers) validate(ctx context.Context, req admission.Request) admissio
 		// installed a moment ago. The authenticator loads it as written
 		// and the resync loop writes the new ARN; refusing the edit would
 		// only fail a legitimate write for the timing of a refresh.
-		stale = staleSuffixes(r.obj.Data, res)
+		stale = staleSuffixes(h.memo.Lint(r.obj.Data, awsauth.Options{}), res)
 	}
 	if len(res.Changed) > 0 && stale == nil {
 		return h.deny(ctx, r, "NotResolved", fmt.Sprintf("aws-auth was not changed: %s still hold(s) unresolved entries (permissionset without its rolearn, $ACCOUNTID, or a role ARN with a path), so the authenticator would not load them as written. Fix: make sure the aws-auth-webhook mutating webhook is registered, then retry the edit",
@@ -65,8 +70,8 @@ func (h *Handlers) validate(ctx context.Context, req admission.Request) admissio
 // rewrite when every such rewrite only replaces the rolearn of a
 // permission-set entry with a newer role of the same permission set (the
 // suffix changed between mutation and validation), and nil otherwise.
-func staleSuffixes(data map[string]string, res *awsauth.Result) []string {
-	written := awsauth.Lint(data)
+// written is the object linted as it was sent.
+func staleSuffixes(written, res *awsauth.Result) []string {
 	if len(written.Roles) != len(res.Roles) || len(written.Users) != len(res.Users) {
 		return nil
 	}
@@ -122,7 +127,9 @@ func (h *Handlers) breakGlassGroup(groups []string) string {
 // lockout compares the old and new mappings: the requester's own mapping
 // and every node role must survive with the groups they had.
 func (h *Handlers) lockout(r *request, newRes *awsauth.Result) (reason, msg string) {
-	old := awsauth.Lint(r.old.Data)
+	// The stored object is the same from one edit to the next: its
+	// mappings come from memory after the first request.
+	old := h.memo.Lint(r.old.Data, awsauth.Options{})
 	if key, ok := awsauth.PrincipalKey(extraValue(r.UserInfo.Extra, "canonicalArn")); ok {
 		if was, from := findMapping(old, key); was != nil {
 			now, _ := findMapping(newRes, key)

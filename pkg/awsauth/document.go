@@ -47,6 +47,8 @@ type section struct {
 	// broken is set when the section could not be read; its findings say
 	// why and nothing in it may be edited.
 	broken bool
+	// findings are what parseSection reported.
+	findings Findings
 }
 
 // entry is one item of mapRoles or mapUsers.
@@ -65,19 +67,62 @@ type entry struct {
 	// written holds every spelling seen per lowercased key.
 	view    map[string]json.RawMessage
 	written map[string][]string
+	// strs holds, decoded once, the fields of view that are JSON strings.
+	strs map[string]string
 }
 
 // str returns a field's value when the authenticator reads it as a string.
 func (e *entry) str(field string) (string, bool) {
-	raw, ok := e.view[field]
-	if !ok {
-		return "", false
+	s, ok := e.strs[field]
+	return s, ok
+}
+
+// jsonString decodes raw as encoding/json decodes a JSON string into a Go
+// string, and reports false when raw is not a string. Text between the
+// quotes without escapes, quotes, control bytes or invalid UTF-8 is the
+// decoded value as is (encoding/json returns those bytes unchanged); any
+// other text goes through encoding/json itself.
+func jsonString(raw []byte) (string, bool) {
+	if n := len(raw); n >= 2 && raw[0] == '"' && raw[n-1] == '"' {
+		inner := raw[1 : n-1]
+		plain := true
+		for _, c := range inner {
+			if c == '\\' || c == '"' || c < 0x20 {
+				plain = false
+				break
+			}
+		}
+		if plain && utf8.Valid(inner) {
+			return string(inner), true
+		}
 	}
 	var s string
 	if json.Unmarshal(raw, &s) != nil {
 		return "", false
 	}
 	return s, true
+}
+
+// jsonStrings decodes raw as encoding/json decodes a JSON value into a
+// []string; ok is false when it is not a list of strings (a list with
+// other items decodes partly, as encoding/json leaves it).
+func jsonStrings(raw []byte) ([]string, bool) {
+	var items []json.RawMessage
+	if json.Unmarshal(raw, &items) == nil && items != nil {
+		out := make([]string, len(items))
+		all := true
+		for i, it := range items {
+			if out[i], all = jsonString(it); !all {
+				break
+			}
+		}
+		if all {
+			return out, true
+		}
+	}
+	var out []string
+	_ = json.Unmarshal(raw, &out)
+	return out, false
 }
 
 // has reports whether the field is present (with any value).
@@ -267,8 +312,8 @@ func parseSection(key, text string) (*section, Findings) {
 			fmt.Sprintf("the authenticator cannot read %s: %v; it would drop every mapping in it.", key, err),
 			"simplify the YAML: plain lists of mappings, no anchors or tags")
 	}
-	var items []json.RawMessage
-	if err := json.Unmarshal(js, &items); err != nil || len(items) != len(root.Content) {
+	items, err := jsonArray(js)
+	if err != nil || len(items) != len(root.Content) {
 		return fail(root.Line, "ReadDifferently",
 			fmt.Sprintf("the authenticator reads %s differently from how it is written (%d entries written, %d read).", key, len(root.Content), len(items)),
 			"simplify the YAML: plain lists of mappings, no anchors, aliases or merge keys")
@@ -329,8 +374,8 @@ func parseSection(key, text string) (*section, Findings) {
 					Hint:    fmt.Sprintf("write the value of %s out instead of *%s", kn.Value, vn.Value)})
 			}
 		}
-		var obj map[string]json.RawMessage
-		if err := json.Unmarshal(items[i], &obj); err != nil {
+		obj, err := jsonObject(items[i])
+		if err != nil {
 			continue // not an object: reported above through the v3 kind check
 		}
 		// In the order encoding/json applies them (the JSON has its keys
@@ -347,6 +392,12 @@ func parseSection(key, text string) (*section, Findings) {
 				e.view[lk] = obj[k]
 			}
 			e.written[lk] = append(e.written[lk], k)
+		}
+		e.strs = make(map[string]string, len(e.view))
+		for k, raw := range e.view {
+			if v, ok := jsonString(raw); ok {
+				e.strs[k] = v
+			}
 		}
 		for j := first; j < len(findings); j++ {
 			findings[j].Entry = e.label()

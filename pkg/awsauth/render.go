@@ -2,7 +2,6 @@ package awsauth
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"sort"
 	"strings"
@@ -93,19 +92,43 @@ func LintWithOptions(data map[string]string, opts Options) *Result {
 // answer a question the document needs (a *LookupError) or the options are
 // invalid; a document that is rejected comes back with error findings.
 func Render(ctx context.Context, data map[string]string, r Resolver, opts Options) (*Result, error) {
+	out, err := render(ctx, data, r, opts)
+	return resultOf(out), err
+}
+
+// rendered is what render found, for Render and for a Memo.
+type rendered struct {
+	res *Result
+	// final are the sections of res.Data as validated, parseFindings what
+	// parsing them reported and validation what the validator did; final
+	// is nil when render stopped before rewriting (data too large or
+	// unreadable).
+	final         []*section
+	parseFindings Findings
+	validation    Findings
+}
+
+func resultOf(o *rendered) *Result {
+	if o == nil {
+		return nil
+	}
+	return o.res
+}
+
+func render(ctx context.Context, data map[string]string, r Resolver, opts Options) (*rendered, error) {
 	nodeRoles, err := canonicalNodeRoles(opts.NodeRoleARNs)
 	if err != nil {
 		return nil, err
 	}
 	if res := tooLarge(data, opts); res != nil {
-		return res, nil
+		return &rendered{res: res}, nil
 	}
 	secs, findings := parseData(data)
 	if findings.HasErrors() {
 		// A document that cannot be read is not edited: report and stop.
 		v := &validator{lint: true}
 		v.validateData(data, opts.ExtraBytes, secs)
-		return newResult(data, nil, secs, append(findings, v.findings...)), nil
+		return &rendered{res: newResult(data, nil, secs, append(findings, v.findings...))}, nil
 	}
 
 	rw := &rewriter{opts: opts, editors: map[string]*editor{}}
@@ -123,14 +146,16 @@ func Render(ctx context.Context, data map[string]string, r Resolver, opts Option
 		out[k] = v
 	}
 	var changed []string
+	reread := map[string]*section{}
 	for key, ed := range rw.editors {
 		if !ed.changed {
 			continue
 		}
-		text, err := ed.result()
+		text, sec, err := ed.result()
 		if err != nil {
 			return nil, err
 		}
+		reread[key] = sec
 		if text != data[key] {
 			out[key] = text
 			changed = append(changed, key)
@@ -138,12 +163,28 @@ func Render(ctx context.Context, data map[string]string, r Resolver, opts Option
 	}
 	sort.Strings(changed)
 
-	// Judge the result as written, from scratch.
-	final, parseFindings := parseData(out)
+	// Judge the result as written, from scratch: an edited section as read
+	// back from its new text, any other as parsed above — its text is the
+	// same and no edit touched its tree, so parsing it again would give the
+	// same section.
+	var final []*section
+	var parseFindings Findings
+	for _, key := range dataKeys {
+		if _, ok := out[key]; !ok {
+			continue
+		}
+		s := reread[key]
+		if s == nil {
+			s = rw.section(key)
+		}
+		final = append(final, s)
+		parseFindings = append(parseFindings, s.findings...)
+	}
 	v := &validator{}
 	v.validateData(out, opts.ExtraBytes, final)
 	all := append(rw.findings, parseFindings...)
-	return newResult(out, changed, final, append(all, v.findings...)), nil
+	res := newResult(out, changed, final, append(all, v.findings...))
+	return &rendered{res: res, final: final, parseFindings: parseFindings, validation: v.findings}, nil
 }
 
 // tooLarge rejects data over the ConfigMap size limit before parsing any
@@ -157,16 +198,21 @@ func tooLarge(data map[string]string, opts Options) *Result {
 	return newResult(data, nil, nil, v.findings)
 }
 
+// dataKeys are the keys the authenticator reads, in the order they are
+// parsed and reported.
+var dataKeys = []string{KeyMapRoles, KeyMapUsers, KeyMapAccounts}
+
 // parseData parses the three keys the authenticator reads, in a fixed order.
 func parseData(data map[string]string) ([]*section, Findings) {
 	var secs []*section
 	var findings Findings
-	for _, key := range []string{KeyMapRoles, KeyMapUsers, KeyMapAccounts} {
+	for _, key := range dataKeys {
 		text, ok := data[key]
 		if !ok {
 			continue
 		}
 		s, f := parseSection(key, text)
+		s.findings = f
 		secs = append(secs, s)
 		findings = append(findings, f...)
 	}
@@ -185,7 +231,7 @@ func newResult(data map[string]string, changed []string, secs []*section, findin
 			m.PermissionSet, _ = e.str(fieldPermissionSet)
 			m.Username, _ = e.str(fieldUsername)
 			if raw, ok := e.view[fieldGroups]; ok {
-				_ = json.Unmarshal(raw, &m.Groups) // a non-list was reported
+				m.Groups, _ = jsonStrings(raw) // a non-list was reported
 			}
 			switch s.key {
 			case KeyMapRoles:

@@ -264,9 +264,11 @@ func nodeRoleEntry(roleARN string) *yaml.Node {
 	}}
 }
 
-// result returns the section's new text: the spliced original when it
-// means exactly the edited tree, else the tree encoded.
-func (ed *editor) result() (string, error) {
+// result returns the section's new text — the spliced original when it
+// means exactly the edited tree, else the tree encoded — together with that
+// text read back: the one parse answers both whether the text means what was
+// intended and what the validator sees, so the text is not parsed twice.
+func (ed *editor) result() (string, *section, error) {
 	if ed.spliceable {
 		sort.Slice(ed.edits, func(i, j int) bool { return ed.edits[i].start > ed.edits[j].start })
 		out := ed.sec.text
@@ -279,18 +281,35 @@ func (ed *editor) result() (string, error) {
 			out = out[:e.start] + e.text + out[e.end:]
 			prev = e.start
 		}
-		if ed.spliceable && meansSame(out, ed.seq) {
-			return out, nil
+		if ed.spliceable {
+			if s, ok := ed.readBack(out); ok {
+				return out, s, nil
+			}
 		}
 	}
 	out, err := encodeNode(ed.doc)
 	if err != nil {
-		return "", fmt.Errorf("encode %s: %w", ed.sec.key, err)
+		return "", nil, fmt.Errorf("encode %s: %w", ed.sec.key, err)
 	}
-	if !meansSame(out, ed.seq) {
-		return "", fmt.Errorf("internal error: the rewritten %s does not read back as intended", ed.sec.key)
+	s, ok := ed.readBack(out)
+	if !ok {
+		return "", nil, fmt.Errorf("internal error: the rewritten %s does not read back as intended", ed.sec.key)
 	}
-	return out, nil
+	return out, s, nil
+}
+
+// readBack parses text as a section and reports whether it means exactly
+// the edited tree (see meansSame).
+func (ed *editor) readBack(text string) (*section, bool) {
+	s, findings := parseSection(ed.sec.key, text)
+	s.findings = findings
+	if s.doc != nil {
+		return s, sameTree(documentRoot(s.doc), ed.seq)
+	}
+	// parseSection stopped before it kept a tree (the text is not UTF-8,
+	// holds a second document, ...): ask the YAML parser alone, as before,
+	// and let the section's findings say what is wrong.
+	return s, meansSame(text, ed.seq)
 }
 
 // meansSame reports whether text parses to a tree with the same structure,

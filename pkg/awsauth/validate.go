@@ -212,8 +212,8 @@ func (v *validator) validateGroups(e *entry) {
 		return
 	}
 	for i, g := range groups {
-		var name string
-		if json.Unmarshal(g, &name) != nil {
+		name, ok := jsonString(g)
+		if !ok {
 			v.entryFinding(SeverityError, e, fieldGroups, "InvalidGroups",
 				fmt.Sprintf("group %d is read as %s, not as a string.", i, describeJSON(g)),
 				"put the group name in quotes")
