@@ -174,6 +174,13 @@ type WebhookOptions struct {
 	Env map[string]string
 	// ReadyTimeout bounds the wait for /readyz; default 30s.
 	ReadyTimeout time.Duration
+	// Port is the webhook's HTTPS port; default envtest's LocalServingPort
+	// (the one the apiserver calls). Another port runs a replica the
+	// apiserver does not call.
+	Port int
+	// CertDir holds tls.crt and tls.key; default envtest's
+	// LocalServingCertDir.
+	CertDir string
 }
 
 // WebhookProcess is a running `aws-auth-webhook serve`.
@@ -214,8 +221,14 @@ func (cp *ControlPlane) StartWebhook(t testing.TB, opts WebhookOptions) *Webhook
 	if opts.ReadyTimeout <= 0 {
 		opts.ReadyTimeout = 30 * time.Second
 	}
+	if opts.Port == 0 {
+		opts.Port = cp.Webhook.LocalServingPort
+	}
+	if opts.CertDir == "" {
+		opts.CertDir = cp.Webhook.LocalServingCertDir
+	}
 	w := &WebhookProcess{
-		Port:        cp.Webhook.LocalServingPort,
+		Port:        opts.Port,
 		HealthAddr:  freeAddr(t),
 		MetricsAddr: freeAddr(t),
 		logs:        &syncBuffer{},
@@ -224,7 +237,7 @@ func (cp *ControlPlane) StartWebhook(t testing.TB, opts WebhookOptions) *Webhook
 	w.Args = append([]string{"serve",
 		"--kubeconfig=" + cp.Kubeconfig(t),
 		fmt.Sprintf("--port=%d", w.Port),
-		"--cert-dir=" + cp.Webhook.LocalServingCertDir,
+		"--cert-dir=" + opts.CertDir,
 		"--health-probe-bind-address=" + w.HealthAddr,
 		"--metrics-bind-address=" + w.MetricsAddr,
 		"--leader-elect=false",

@@ -184,7 +184,29 @@ type Resolver struct {
 
 	imdsOptFns []func(*imds.Options) // test hook
 
+	// lastIAMErr and lastSTSErr hold the error of the newest HTTP attempt
+	// when it failed with an answer or a connection error: nil while an
+	// attempt runs, after a success, and after an attempt cut off by our
+	// own deadline (attempts are serialized by the singleflight). When a
+	// call runs out of time while the SDK backs off between retries, the
+	// SDK's error only says "context deadline exceeded"; the message then
+	// adds what IAM or STS last answered (Throttling, ServiceUnavailable,
+	// ...), so that an operator reads why, not just that it took too long.
+	lastIAMErr, lastSTSErr atomic.Pointer[error]
+
 	st counters
+}
+
+// withLastAnswer adds the last failed attempt's error to err when err is
+// only a timeout or a cancellation.
+func withLastAnswer(err error, last *atomic.Pointer[error], service string) error {
+	if err == nil || !(errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)) {
+		return err
+	}
+	if p := last.Load(); p != nil {
+		return fmt.Errorf("%w (the last %s answer was: %v)", err, service, *p)
+	}
+	return err
 }
 
 var _ awsauth.Resolver = (*Resolver)(nil)
@@ -238,11 +260,15 @@ func (r *Resolver) iamAttemptMiddleware(stack *middleware.Stack) error {
 				return middleware.FinalizeOutput{}, middleware.Metadata{}, fmt.Errorf("client-side IAM rate limit: %w", err)
 			}
 			r.st.iamRequests.Add(1)
+			r.lastIAMErr.Store(nil) // an attempt that gets no answer leaves none
 			out, md, err := next.HandleFinalize(ctx, in)
 			if err != nil {
 				r.st.iamErrors.Add(1)
 				if isThrottle(err) {
 					r.st.iamThrottles.Add(1)
+				}
+				if ctx.Err() == nil { // an answer (or a failed connection), not our own deadline
+					r.lastIAMErr.Store(&err)
 				}
 			}
 			return out, md, err
@@ -253,9 +279,13 @@ func (r *Resolver) stsAttemptMiddleware(stack *middleware.Stack) error {
 	return stack.Finalize.Insert(middleware.FinalizeMiddlewareFunc("awsidentity.STSAttempt",
 		func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
 			r.st.stsRequests.Add(1)
+			r.lastSTSErr.Store(nil)
 			out, md, err := next.HandleFinalize(ctx, in)
 			if err != nil {
 				r.st.stsErrors.Add(1)
+				if ctx.Err() == nil {
+					r.lastSTSErr.Store(&err)
+				}
 			}
 			return out, md, err
 		}), "Retry", middleware.After)
@@ -286,7 +316,7 @@ func (r *Resolver) Account(ctx context.Context) (awsauth.Account, error) {
 		defer cancel()
 		out, err := r.sts.GetCallerIdentity(cctx, &sts.GetCallerIdentityInput{})
 		if err != nil {
-			return nil, fmt.Errorf("sts:GetCallerIdentity: %w", err)
+			return nil, fmt.Errorf("sts:GetCallerIdentity: %w", withLastAnswer(err, &r.lastSTSErr, "STS"))
 		}
 		a, err := accountFromARN(aws.ToString(out.Arn))
 		if err != nil {
@@ -302,7 +332,7 @@ func (r *Resolver) Account(ctx context.Context) (awsauth.Account, error) {
 		}
 		return res.Val.(awsauth.Account), nil
 	case <-ctx.Done():
-		return awsauth.Account{}, fmt.Errorf("sts:GetCallerIdentity: %w", context.Cause(ctx))
+		return awsauth.Account{}, fmt.Errorf("sts:GetCallerIdentity: %w", withLastAnswer(context.Cause(ctx), &r.lastSTSErr, "STS"))
 	}
 }
 
@@ -432,7 +462,7 @@ func (r *Resolver) list(ctx context.Context, seen *listing, force bool) (*listin
 		}
 		return res.Val.(*listing), nil
 	case <-ctx.Done():
-		return nil, fmt.Errorf("iam:ListRoles: gave up waiting for the listing: %w", context.Cause(ctx))
+		return nil, fmt.Errorf("iam:ListRoles: gave up waiting for the listing: %w", withLastAnswer(context.Cause(ctx), &r.lastIAMErr, "IAM"))
 	}
 }
 
@@ -484,7 +514,7 @@ func (r *Resolver) walkPages(ctx context.Context) (*listing, error) {
 		})
 		cancel()
 		if err != nil {
-			return nil, fmt.Errorf("iam:ListRoles (page %d): %w", page, err)
+			return nil, fmt.Errorf("iam:ListRoles (page %d): %w", page, withLastAnswer(err, &r.lastIAMErr, "IAM"))
 		}
 		for _, role := range out.Roles {
 			name := aws.ToString(role.RoleName)

@@ -819,3 +819,47 @@ func TestNodeRoleIMDSHangs(t *testing.T) {
 		t.Fatalf("hanging IMDS took %v with a 300ms IMDSTimeout", d)
 	}
 }
+
+// TestTimeoutSaysWhatAWSLastAnswered: when a call runs out of time while the
+// SDK backs off between retries, the error says what IAM or STS answered
+// (found by the e2e outage test: the startup log said only "context
+// deadline exceeded" while STS kept answering ServiceUnavailable). A call
+// that got no answer at all says no more than the timeout.
+func TestTimeoutSaysWhatAWSLastAnswered(t *testing.T) {
+	t.Parallel()
+	s := startEmu(t, awsemu.Config{Roles: trickyRoles})
+	opts := testOptions(nil)
+	opts.CallTimeout = 300 * time.Millisecond
+	opts.RetryMaxAttempts = 100
+	opts.RetryMaxBackoff = 100 * time.Millisecond
+	r := newResolver(t, s, opts)
+	s.InjectFault("sts:GetCallerIdentity", awsemu.Fault{Code: "ServiceUnavailable", Message: "STS is down"})
+	s.InjectFault("iam:ListRoles", awsemu.Fault{Code: "Throttling", Message: "Rate exceeded"})
+
+	_, err := r.Account(context.Background())
+	if err == nil || !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "the last STS answer was") ||
+		!strings.Contains(err.Error(), "STS is down") {
+		t.Errorf("Account: %v", err)
+	}
+	_, err = r.PermissionSetRoles(context.Background(), []string{"Admin"})
+	if err == nil || !strings.Contains(err.Error(), "the last IAM answer was") || !strings.Contains(err.Error(), "Throttling") {
+		t.Errorf("PermissionSetRoles, walk timed out: %v", err)
+	}
+	// A caller that gives up waiting for a walk in progress is told too.
+	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
+	defer cancel()
+	_, err = r.PermissionSetRoles(ctx, []string{"Admin"})
+	if err == nil || !strings.Contains(err.Error(), "gave up waiting") || !strings.Contains(err.Error(), "Rate exceeded") {
+		t.Errorf("PermissionSetRoles, caller gave up: %v", err)
+	}
+
+	// No answer at all: nothing to add. (The first Refresh only waits for
+	// the walk the caller above left running, if it still runs.)
+	s.ClearFaults()
+	_ = r.Refresh(context.Background())
+	s.InjectFault("iam:ListRoles", awsemu.Fault{Delay: 5 * time.Second})
+	err = r.Refresh(context.Background())
+	if err == nil || !errors.Is(err, context.DeadlineExceeded) || strings.Contains(err.Error(), "the last IAM answer") {
+		t.Errorf("Refresh, IAM hangs: %v", err)
+	}
+}

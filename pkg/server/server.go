@@ -15,6 +15,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/semaphore"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -85,11 +86,8 @@ func Run(ctx context.Context, restConfig *rest.Config, opts Options, log logr.Lo
 		LeaderElectionReleaseOnCancel: true,
 		WebhookServer: webhook.NewServer(webhook.Options{
 			Port:    opts.Port,
-			CertDir: opts.CertDir, // tls.crt and tls.key, reloaded when they change
-			TLSOpts: []func(*tls.Config){func(c *tls.Config) {
-				c.MinVersion = tls.VersionTLS12
-				c.NextProtos = []string{"http/1.1"} // no HTTP/2: rapid-reset hardening
-			}},
+			CertDir: opts.CertDir,                   // tls.crt and tls.key, reloaded when they change
+			TLSOpts: []func(*tls.Config){hardenTLS}, // TLS 1.2+, AEAD suites, HTTP/1.1
 		}),
 	})
 	if err != nil {
@@ -104,8 +102,10 @@ func Run(ctx context.Context, restConfig *rest.Config, opts Options, log logr.Lo
 		BreakGlassGroups: opts.BreakGlassGroups,
 	}, resolver, auditor, log.WithName("admission"))
 	srv := mgr.GetWebhookServer()
-	srv.Register(MutatePath, &webhook.Admission{Handler: handlers.Mutator()})
-	srv.Register(ValidatePath, &webhook.Admission{Handler: handlers.Validator()})
+	// One body budget for both paths: see admissionGuard.
+	bodies := semaphore.NewWeighted(maxInFlightBodyBytes)
+	srv.Register(MutatePath, newAdmissionGuard(&webhook.Admission{Handler: handlers.Mutator()}, bodies))
+	srv.Register(ValidatePath, newAdmissionGuard(&webhook.Admission{Handler: handlers.Validator()}, bodies))
 
 	loop := resync.New(mgr.GetClient(), mgr.GetAPIReader(), resolver, auditor, log.WithName("resync"), resync.Options{
 		Namespace:    opts.Namespace,
@@ -117,12 +117,13 @@ func Run(ctx context.Context, restConfig *rest.Config, opts Options, log logr.Lo
 		return err
 	}
 	// Warm the permission-set cache so the first admission makes no AWS call.
-	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+	// On every replica: the admission handlers run on all of them.
+	if err := mgr.Add(everyReplica{manager.RunnableFunc(func(ctx context.Context) error {
 		if err := resolver.Refresh(ctx); err != nil {
 			log.Error(err, "could not list the SSO roles at start; permission sets resolve once IAM answers")
 		}
 		return nil
-	})); err != nil {
+	})}); err != nil {
 		return err
 	}
 
@@ -139,6 +140,17 @@ func Run(ctx context.Context, restConfig *rest.Config, opts Options, log logr.Lo
 		"nodeRoles", identity.nodeRoles, "account", identity.account, "leaderElection", opts.LeaderElection)
 	return mgr.Start(ctx)
 }
+
+// everyReplica marks a runnable that runs whether or not this replica is
+// the leader. controller-runtime runs a runnable that does not say so on the
+// leader only: the cache warm-up once was one, so a replica that was not the
+// leader made an IAM call on its first admission, and kept a cold cache
+// until it became the leader.
+type everyReplica struct{ manager.RunnableFunc }
+
+var _ manager.LeaderElectionRunnable = everyReplica{}
+
+func (everyReplica) NeedLeaderElection() bool { return false }
 
 // identityState is the outcome of the startup lookup.
 type identityState struct {
