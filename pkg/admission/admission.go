@@ -186,10 +186,18 @@ func (h *Handlers) mutate(ctx context.Context, req admission.Request) admission.
 // render runs the engine on the request's object; on rejection it returns
 // the (audited) denial.
 func (h *Handlers) render(ctx context.Context, r *request, nodeRoles []string) (*awsauth.Result, admission.Response, bool) {
-	res, err := h.memo.Render(ctx, r.obj.Data, h.resolver, awsauth.Options{
-		NodeRoleARNs: nodeRoles,
-		ExtraBytes:   binaryBytes(r.obj),
-	})
+	res, err := h.memo.Render(ctx, r.obj.Data, h.resolver, renderOptions(r, nodeRoles))
+	return h.judge(ctx, r, res, err)
+}
+
+// renderOptions are the engine options for the request's object.
+func renderOptions(r *request, nodeRoles []string) awsauth.Options {
+	return awsauth.Options{NodeRoleARNs: nodeRoles, ExtraBytes: binaryBytes(r.obj)}
+}
+
+// judge turns the engine's answer about the request's object into a
+// result, or into the (audited) denial.
+func (h *Handlers) judge(ctx context.Context, r *request, res *awsauth.Result, err error) (*awsauth.Result, admission.Response, bool) {
 	var lookupErr *awsauth.LookupError
 	switch {
 	case errors.As(err, &lookupErr):

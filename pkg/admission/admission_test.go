@@ -374,3 +374,44 @@ func TestOldObjectReadOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestValidateFromMemoryDoesNotWait: a validation whose answers are both in
+// memory (the object the mutating webhook just produced, and the stored
+// object) does no engine work, so it is answered even while edits of a
+// large aws-auth hold the whole budget; one that must be computed waits.
+func TestValidateFromMemoryDoesNotWait(t *testing.T) {
+	f := newFixture(t)
+	f.h = New(Config{Namespace: "kube-system", Name: "aws-auth", NodeRoleARNs: []string{nodeARN}, MaxInFlightBytes: 64},
+		f.h.resolver, f.h.auditor, logr.Discard())
+	ctx := context.Background()
+	old := configMap("kube-system", "aws-auth", map[string]string{"mapRoles": baseRoles})
+	edited := map[string]string{"mapRoles": baseRoles + "- permissionset: ReadOnly\n  username: ro\n"}
+	if resp := f.h.Mutator().Handle(ctx, review(admissionv1.Update, configMap("kube-system", "aws-auth", edited), old, asUser("alice", adminARN))); !resp.Allowed {
+		t.Fatalf("mutate: %+v", resp.Result)
+	}
+	mutated, err := awsauth.Render(ctx, edited, f.h.resolver, awsauth.Options{NodeRoleARNs: []string{nodeARN}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored := review(admissionv1.Update, configMap("kube-system", "aws-auth", mutated.Data), old, asUser("alice", adminARN))
+	if resp := f.h.Validator().Handle(ctx, stored); !resp.Allowed {
+		t.Fatalf("first validate: %+v", resp.Result)
+	}
+
+	// Another edit holds the whole budget; the requests below have ended.
+	if err := f.h.work.Acquire(ctx, 64); err != nil {
+		t.Fatal(err)
+	}
+	defer f.h.work.Release(64)
+	ended, cancel := context.WithCancel(ctx)
+	cancel()
+	if resp := f.h.Validator().Handle(ended, stored); !resp.Allowed {
+		t.Fatalf("validate from memory while busy: %+v", resp.Result)
+	}
+	// An object never seen must be computed: it waits its turn and, its
+	// request having ended, is refused as busy.
+	unseen := review(admissionv1.Update, configMap("kube-system", "aws-auth", map[string]string{"mapRoles": baseRoles + "- rolearn: arn:aws:iam::111122223333:role/other\n  username: other\n"}), old, asUser("alice", adminARN))
+	if resp := f.h.Validator().Handle(ended, unseen); resp.Allowed || resp.Result == nil || resp.Result.Code != 503 {
+		t.Fatalf("validate of an object never seen, while busy: want 503 busy, got %+v", resp.Result)
+	}
+}

@@ -31,16 +31,38 @@ func (h *Handlers) validate(ctx context.Context, req admission.Request) admissio
 	if r.obj == nil {
 		return admission.Allowed("")
 	}
-	release, busy := h.acquire(ctx, r)
-	if busy != nil {
-		return *busy
+	// The object is usually what the mutating handler just produced and
+	// the old object what is stored: both answers are then in memory, and
+	// recalling them is no engine work, so only a request that must be
+	// computed waits its turn behind edits of a large aws-auth.
+	checkOld := req.Operation == admissionv1.Update && r.old != nil
+	var old *awsauth.Result
+	if checkOld {
+		old, _ = h.memo.RecallLint(r.old.Data, awsauth.Options{})
 	}
-	defer release()
+	recalled, fromMemory := h.memo.RecallRender(ctx, r.obj.Data, h.resolver, renderOptions(r, nil))
+	if !fromMemory || (checkOld && old == nil) {
+		release, busy := h.acquire(ctx, r)
+		if busy != nil {
+			return *busy
+		}
+		defer release()
+	}
+	if checkOld && old == nil {
+		old = h.memo.Lint(r.old.Data, awsauth.Options{})
+	}
 	// Judge the object as it will be stored: the mutating handler has
 	// already resolved it, so rendering must change nothing. If it would,
 	// the mutation did not happen (or another webhook undid it), and the
 	// authenticator would load fewer mappings than were written.
-	res, resp, ok := h.render(ctx, r, nil)
+	var res *awsauth.Result
+	var resp admission.Response
+	var ok bool
+	if fromMemory {
+		res, resp, ok = h.judge(ctx, r, recalled, nil)
+	} else {
+		res, resp, ok = h.render(ctx, r, nil)
+	}
 	if !ok {
 		return resp
 	}
@@ -58,8 +80,8 @@ func (h *Handlers) validate(ctx context.Context, req admission.Request) admissio
 		return h.deny(ctx, r, "NotResolved", fmt.Sprintf("aws-auth was not changed: %s still hold(s) unresolved entries (permissionset without its rolearn, $ACCOUNTID, or a role ARN with a path), so the authenticator would not load them as written. Fix: make sure the aws-auth-webhook mutating webhook is registered, then retry the edit",
 			strings.Join(res.Changed, " and ")), nil)
 	}
-	if req.Operation == admissionv1.Update && r.old != nil {
-		if reason, msg := h.lockout(r, res); reason != "" {
+	if checkOld {
+		if reason, msg := h.lockout(r, old, res); reason != "" {
 			return h.guard(ctx, r, reason, msg)
 		}
 	}
@@ -126,10 +148,9 @@ func (h *Handlers) breakGlassGroup(groups []string) string {
 
 // lockout compares the old and new mappings: the requester's own mapping
 // and every node role must survive with the groups they had.
-func (h *Handlers) lockout(r *request, newRes *awsauth.Result) (reason, msg string) {
-	// The stored object is the same from one edit to the next: its
-	// mappings come from memory after the first request.
-	old := h.memo.Lint(r.old.Data, awsauth.Options{})
+// old is the stored object linted (it is the same from one edit to the
+// next: its mappings come from memory after the first request).
+func (h *Handlers) lockout(r *request, old, newRes *awsauth.Result) (reason, msg string) {
 	if key, ok := awsauth.PrincipalKey(extraValue(r.UserInfo.Extra, "canonicalArn")); ok {
 		if was, from := findMapping(old, key); was != nil {
 			now, _ := findMapping(newRes, key)

@@ -90,15 +90,37 @@ type memoEntry struct {
 // Lint is Lint(data) (LintWithOptions with opts), from memory when the same
 // data was linted before.
 func (m *Memo) Lint(data map[string]string, opts Options) *Result {
-	key := memoKeyOf("lint", data, Options{ExtraBytes: opts.ExtraBytes})
-	if e := m.get(key); e != nil {
-		m.hits.Add(1)
-		return e.result(data)
+	if res, ok := m.RecallLint(data, opts); ok {
+		return res
 	}
+	key := memoKeyOf("lint", data, Options{ExtraBytes: opts.ExtraBytes})
 	m.misses.Add(1)
 	res := LintWithOptions(data, opts)
 	m.put(newMemoEntry(key, res, nil))
 	return res
+}
+
+// RecallLint is Lint(data, opts) from memory only: the remembered answer
+// and true, or nil and false when it would have to be computed (nothing is
+// computed here).
+func (m *Memo) RecallLint(data map[string]string, opts Options) (*Result, bool) {
+	if e := m.get(memoKeyOf("lint", data, Options{ExtraBytes: opts.ExtraBytes})); e != nil {
+		m.hits.Add(1)
+		return e.result(data), true
+	}
+	return nil, false
+}
+
+// RecallRender is Render(ctx, data, r, opts) from memory only: the
+// remembered answer and true when Render would give it (the same data and
+// options, and the same answers from r), or nil and false when it would
+// have to be computed (nothing is computed here).
+func (m *Memo) RecallRender(ctx context.Context, data map[string]string, r Resolver, opts Options) (*Result, bool) {
+	if e := m.get(memoKeyOf("render", data, opts)); e != nil && e.asked.sameAnswers(ctx, r) {
+		m.hits.Add(1)
+		return e.result(data), true
+	}
+	return nil, false
 }
 
 // Render is Render(ctx, data, r, opts), from memory when the same data was
@@ -107,11 +129,10 @@ func (m *Memo) Lint(data map[string]string, opts Options) *Result {
 // checked — without parsing it again — to need no further change, and if so
 // is remembered: it is what the validating webhook is sent next.
 func (m *Memo) Render(ctx context.Context, data map[string]string, r Resolver, opts Options) (*Result, error) {
-	key := memoKeyOf("render", data, opts)
-	if e := m.get(key); e != nil && e.asked.sameAnswers(ctx, r) {
-		m.hits.Add(1)
-		return e.result(data), nil
+	if res, ok := m.RecallRender(ctx, data, r, opts); ok {
+		return res, nil
 	}
+	key := memoKeyOf("render", data, opts)
 	m.misses.Add(1)
 	rec := &lookups{r: r}
 	var asker Resolver = rec
