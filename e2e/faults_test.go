@@ -670,21 +670,13 @@ func testLeaderKilled(t *testing.T, cp *framework.ControlPlane) {
 	stop := make(chan struct{})
 	var load sync.WaitGroup
 	load.Go(func() {
-		deployer := regexp.MustCompile(`username: deployer-\S+`)
 		for i := 1; ; i++ {
 			select {
 			case <-stop:
 				return
 			default:
 			}
-			err := retry.RetryOnConflict(retry.DefaultBackoff, func() error {
-				cm := &corev1.ConfigMap{}
-				if err := cp.Client.Get(ctx, whAWSAuth, cm); err != nil {
-					return err
-				}
-				cm.Data["mapRoles"] = deployer.ReplaceAllString(cm.Data["mapRoles"], fmt.Sprintf("username: deployer-%d", i))
-				return cp.Client.Update(ctx, cm)
-			})
+			err := renameDeployer(ctx, cp, i)
 			mu.Lock()
 			results = append(results, result{time.Now(), err})
 			mu.Unlock()
@@ -809,21 +801,13 @@ func testCertificateRenewalUnderLoad(t *testing.T, cp *framework.ControlPlane) {
 		mu.Unlock()
 	}
 	load.Go(func() { // through the apiserver
-		deployer := regexp.MustCompile(`username: deployer-\S+`)
 		for i := 1; ; i++ {
 			select {
 			case <-stop:
 				return
 			default:
 			}
-			err := retry.RetryOnConflict(retry.DefaultBackoff, func() error {
-				cm := &corev1.ConfigMap{}
-				if err := cp.Client.Get(ctx, whAWSAuth, cm); err != nil {
-					return err
-				}
-				cm.Data["mapRoles"] = deployer.ReplaceAllString(cm.Data["mapRoles"], fmt.Sprintf("username: deployer-%d", i))
-				return cp.Client.Update(ctx, cm)
-			})
+			err := renameDeployer(ctx, cp, i)
 			if err != nil {
 				failf("through the apiserver: %v", err)
 				continue
@@ -904,4 +888,22 @@ func testCertificateRenewalUnderLoad(t *testing.T, cp *framework.ControlPlane) {
 	if wh.Exited() {
 		t.Error("the webhook exited")
 	}
+}
+
+// deployerName matches the username of the deployer entry the load loops
+// rename on every write.
+var deployerName = regexp.MustCompile(`username: deployer-\S+`)
+
+// renameDeployer writes aws-auth through the apiserver (and so through the
+// webhook): the deployer entry's username becomes deployer-<i>, retried on
+// conflict as any careful client does.
+func renameDeployer(ctx context.Context, cp *framework.ControlPlane, i int) error {
+	return retry.RetryOnConflict(retry.DefaultBackoff, func() error {
+		cm := &corev1.ConfigMap{}
+		if err := cp.Client.Get(ctx, whAWSAuth, cm); err != nil {
+			return err
+		}
+		cm.Data["mapRoles"] = deployerName.ReplaceAllString(cm.Data["mapRoles"], fmt.Sprintf("username: deployer-%d", i))
+		return cp.Client.Update(ctx, cm)
+	})
 }
