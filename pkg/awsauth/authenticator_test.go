@@ -90,6 +90,11 @@ var justifiedRejections = map[string]string{
 	// boolean or number names no permission set. (WrongType on any other
 	// field is a decode error in the authenticator, never loadable.)
 	"WrongType.permissionset": "a permissionset YAML 1.1 reads as a boolean or number names no permission set",
+	// The authenticator ignores accessPolicies (an unknown key to it), so
+	// any value loads; but it is what the access entries are made from, and
+	// a policy EKS does not have, an empty or bad namespace list would fail
+	// there or grant other access than written.
+	"InvalidAccessPolicies": "accessPolicies is ignored by the authenticator but drives the access entries; a bad one would be refused by EKS or grant other access",
 }
 
 // ruleKey names the rule behind a finding, per field where the
@@ -653,6 +658,21 @@ func scalar(r *rand.Rand, v string) string {
 	return strconv.Quote(v)
 }
 
+// accessPolicyItems are items of accessPolicies, valid and not.
+var accessPolicyItems = []string{
+	"{policy: AmazonEKSViewPolicy}",
+	"{policy: AmazonEKSEditPolicy, namespaces: [team-a, 'dev-*']}",
+	"{policy: arn:aws:eks::aws:cluster-access-policy/AmazonEKSAdminPolicy, namespaces: [prod]}",
+	"{policy: AmazonEKSClusterAdminPolicy}",
+	"{policy: AmazonEKSViewerPolicy}",
+	"{policy: AmazonEKSEditPolicy, namespaces: []}",
+	"{policy: AmazonEKSEditPolicy, namespaces: [on, 0x1F]}",
+	"{policy: AmazonEKSViewPolicy, namespaces: [Team_A]}",
+	"{namespaces: [a]}",
+	"AmazonEKSViewPolicy",
+	"{policy: {name: x}, extra: [1, 2]}",
+}
+
 type field struct {
 	key    string
 	value  string   // a rendered scalar, when list is nil
@@ -720,6 +740,17 @@ func randomEntry(r *rand.Rand, key string, i int) []field {
 		fs = append(fs, field{key: "description", value: scalar(r, "break-glass")})
 	case 3:
 		fs = append(fs, field{key: "permissionset", value: scalar(r, pick(r, permSets))})
+	case 4, 5, 6:
+		// Our own key for access entries: the authenticator must load the
+		// entry exactly as if it were not there, valid or not.
+		ap := field{key: pick(r, []string{"accessPolicies", "accessPolicies", "accesspolicies"}), isList: true}
+		for range 1 + r.IntN(3) {
+			ap.list = append(ap.list, pick(r, accessPolicyItems))
+		}
+		if r.IntN(10) == 0 {
+			ap = field{key: "accessPolicies", value: pick(r, []string{"AmazonEKSViewPolicy", "{policy: AmazonEKSViewPolicy}", "~", "yes"})}
+		}
+		fs = append(fs, ap)
 	}
 	r.Shuffle(len(fs), func(a, b int) { fs[a], fs[b] = fs[b], fs[a] })
 	return fs

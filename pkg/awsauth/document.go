@@ -170,8 +170,8 @@ const (
 // knownFields are the fields an entry of each key may have, spelled the
 // usual way.
 var knownFields = map[string][]string{
-	KeyMapRoles: {"rolearn", "username", "groups", "permissionset", "sso"},
-	KeyMapUsers: {"userarn", "username", "groups"},
+	KeyMapRoles: {"rolearn", "username", "groups", "permissionset", "sso", fieldAccessPolicies},
+	KeyMapUsers: {"userarn", "username", "groups", fieldAccessPolicies},
 }
 
 // isSkippable mirrors the authenticator: these values are treated as absent.

@@ -41,6 +41,8 @@ type Mapping struct {
 	PermissionSet string
 	Username      string
 	Groups        []string
+	// AccessPolicies is the entry's accessPolicies, as validated.
+	AccessPolicies []AccessPolicy
 }
 
 // Label names the mapping for people.
@@ -233,6 +235,7 @@ func newResult(data map[string]string, changed []string, secs []*section, findin
 			if raw, ok := e.view[fieldGroups]; ok {
 				m.Groups, _ = jsonStrings(raw) // a non-list was reported
 			}
+			m.AccessPolicies = e.accessPolicies()
 			switch s.key {
 			case KeyMapRoles:
 				res.Roles = append(res.Roles, m)

@@ -155,10 +155,10 @@ func (v *validator) validateFields(e *entry) {
 				fmt.Sprintf("the key %q is not one the authenticator reads; it is ignored.", spellings[0]), hint)
 			continue
 		}
-		if spellings[0] != k {
+		if usual := usualSpelling(k); spellings[0] != usual {
 			v.entryFinding(SeverityWarning, e, k, "KeyCase",
 				fmt.Sprintf("the key %q works (the authenticator ignores case) but is unusual.", spellings[0]),
-				fmt.Sprintf("write it as %q", k))
+				fmt.Sprintf("write it as %q", usual))
 		}
 	}
 
@@ -181,6 +181,7 @@ func (v *validator) validateFields(e *entry) {
 			"remove userid (aws-auth does not use it), or put its value in quotes")
 	}
 	v.validateGroups(e)
+	v.validateAccessPolicies(e)
 
 	username, hasUsername := e.str(fieldUsername)
 	switch {
