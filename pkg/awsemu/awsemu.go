@@ -1,7 +1,8 @@
 // Package awsemu is a small in-process AWS emulator for tests and demos. One
 // HTTP server speaks the wire protocols aws-sdk-go-v2 uses for the calls this
 // project makes: IAM ListRoles and GetRole and STS GetCallerIdentity (AWS
-// Query protocol), and the EC2 instance metadata service (IMDSv2). Real SDK
+// Query protocol), EKS access entries (REST-JSON, eks.go), and the EC2
+// instance metadata service (IMDSv2). Real SDK
 // clients reach it through the SDK's standard endpoint settings (see Env and
 // AWSConfig). Faults and delays can be injected, and every request is counted.
 package awsemu
@@ -42,7 +43,9 @@ type Config struct {
 	NodeRoleName        string // IMDS iam/security-credentials/ ; "" = no role attached (404)
 	InstanceProfileName string // IMDS iam/info; default = the node role name
 	Roles               []Role
-	MaxPageSize         int // if >0, ListRoles returns at most this many per page even when MaxItems is larger (real IAM may truncate below MaxItems)
+	Users               []User       // IAM users (EKS checks access entry principals against IAM)
+	EKSClusters         []EKSCluster // EKS clusters, for the access entry API
+	MaxPageSize         int          // if >0, ListRoles returns at most this many per page even when MaxItems is larger (real IAM may truncate below MaxItems)
 }
 
 // Fault changes how the emulator answers an action.
@@ -68,6 +71,8 @@ type Server struct {
 
 	mu         sync.Mutex
 	roles      map[string]Role // by roleKey
+	users      map[string]User // by roleKey of the name
+	eks        map[string]*eksCluster
 	nodeRole   string
 	calls      map[string]int
 	faults     []injectedFault
@@ -100,6 +105,11 @@ func New(cfg Config) *Server {
 	}
 	s.SetRoles(cfg.Roles)
 	s.cfg.Roles = nil // the live set is s.roles
+	s.users = map[string]User{}
+	for _, u := range cfg.Users {
+		s.PutUser(u)
+	}
+	s.initEKS(cfg.EKSClusters)
 	s.mux = s.routes()
 	return s
 }
@@ -120,6 +130,7 @@ func defaultRegion(partition string) string {
 func (s *Server) routes() *http.ServeMux {
 	mux := http.NewServeMux()
 	s.adminRoutes(mux)
+	s.eksRoutes(mux)
 	mux.HandleFunc("/latest/", s.serveIMDS)
 	mux.HandleFunc("/", s.serveQuery)
 	return mux
@@ -186,6 +197,7 @@ func (s *Server) Env() map[string]string {
 	return map[string]string{
 		"AWS_ENDPOINT_URL_IAM":              u,
 		"AWS_ENDPOINT_URL_STS":              u,
+		"AWS_ENDPOINT_URL_EKS":              u,
 		"AWS_EC2_METADATA_SERVICE_ENDPOINT": u + "/",
 		"AWS_ACCESS_KEY_ID":                 dummyAccessKeyID,
 		"AWS_SECRET_ACCESS_KEY":             dummySecretAccessKey,
