@@ -1,4 +1,4 @@
-// Command aws-emulator serves the awsemu IAM, STS and IMDS emulator as its own
+// Command aws-emulator serves the awsemu IAM, STS, EKS and IMDS emulator as its own
 // process, for demos and load tests. Once listening it prints "export VAR=value"
 // lines on stdout that point the AWS SDK at it, and runs until SIGINT/SIGTERM.
 //
@@ -29,7 +29,7 @@ func (l *stringList) String() string     { return strings.Join(*l, ",") }
 func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
 
 func main() {
-	var permissionSets, roles stringList
+	var permissionSets, roles, users, clusters stringList
 	addr := flag.String("addr", "127.0.0.1:0", "listen address")
 	account := flag.String("account", "", "account ID (default 111122223333)")
 	partition := flag.String("partition", "", "partition: aws, aws-cn, aws-us-gov (default aws)")
@@ -39,6 +39,9 @@ func main() {
 	maxPageSize := flag.Int("max-page-size", 0, "if >0, ListRoles pages hold at most this many roles")
 	flag.Var(&permissionSets, "permission-set", "permission set NAME with an SSO role (random suffix); repeatable")
 	flag.Var(&roles, "role", "plain role NAME at path /; repeatable")
+	flag.Var(&users, "user", "IAM user NAME at path /; repeatable")
+	flag.Var(&clusters, "eks-cluster", "EKS cluster NAME for the access entry API; repeatable")
+	authMode := flag.String("authentication-mode", "API_AND_CONFIG_MAP", "authentication mode of the EKS clusters: CONFIG_MAP, API_AND_CONFIG_MAP or API")
 	flag.Parse()
 
 	if *ssoRegion == "" {
@@ -62,6 +65,12 @@ func main() {
 		cfg.Roles = append(cfg.Roles, awsemu.Role{Name: name})
 	}
 
+	for _, name := range users {
+		cfg.Users = append(cfg.Users, awsemu.User{Name: name})
+	}
+	for _, name := range clusters {
+		cfg.EKSClusters = append(cfg.EKSClusters, awsemu.EKSCluster{Name: name, AuthenticationMode: *authMode})
+	}
 	srv := awsemu.New(cfg)
 	if err := srv.StartOn(*addr); err != nil {
 		fmt.Fprintln(os.Stderr, "aws-emulator:", err)
@@ -73,7 +82,10 @@ func main() {
 	for _, k := range slices.Sorted(maps.Keys(env)) {
 		fmt.Printf("export %s=%s\n", k, shellQuote(env[k]))
 	}
-	fmt.Fprintf(os.Stderr, "aws-emulator: IAM, STS and IMDS at %s, admin API at %s/_emulator/\n", srv.URL(), srv.URL())
+	fmt.Fprintf(os.Stderr, "aws-emulator: IAM, STS, EKS and IMDS at %s, admin API at %s/_emulator/\n", srv.URL(), srv.URL())
+	for _, c := range cfg.EKSClusters {
+		fmt.Fprintf(os.Stderr, "aws-emulator: EKS cluster %s (authentication mode %s)\n", c.Name, c.AuthenticationMode)
+	}
 	for _, r := range cfg.Roles {
 		fmt.Fprintf(os.Stderr, "aws-emulator: role %s (path %s)\n", r.Name, cmp.Or(r.Path, "/"))
 	}

@@ -149,6 +149,7 @@ func LoadAWSConfig(ctx context.Context, region string, optFns ...func(*config.Lo
 
 type iamAPI interface {
 	ListRoles(ctx context.Context, in *iam.ListRolesInput, optFns ...func(*iam.Options)) (*iam.ListRolesOutput, error)
+	GetRole(ctx context.Context, in *iam.GetRoleInput, optFns ...func(*iam.Options)) (*iam.GetRoleOutput, error)
 }
 
 type stsAPI interface {
@@ -181,6 +182,9 @@ type Resolver struct {
 
 	account atomic.Pointer[awsauth.Account]
 	flights singleflight.Group
+
+	// roles caches iam:GetRole answers by lowercased role name (rolefacts.go).
+	roles *expirable.LRU[string, getRoleAnswer]
 
 	imdsOptFns []func(*imds.Options) // test hook
 
@@ -221,6 +225,7 @@ type listing struct {
 	arns       map[string]string   // permission set -> canonical role ARN
 	existing   []string            // sorted permission-set names
 	duplicates map[string][]string // permission set -> every ARN that claimed it (only when > 1)
+	facts      map[string]roleFact // lowercased role name -> its ARN with path and CreateDate (rolefacts.go)
 	fetchedAt  time.Time
 }
 
@@ -232,6 +237,7 @@ func New(cfg aws.Config, opts Options) *Resolver {
 		cfg:     cfg,
 		limiter: rate.NewLimiter(rate.Limit(opts.IAMRequestsPerSecond), opts.IAMBurst),
 		cache:   expirable.NewLRU[string, cacheEntry](opts.Size, nil, opts.TTL),
+		roles:   expirable.NewLRU[string, getRoleAnswer](opts.Size, nil, opts.TTL),
 	}
 	newRetryer := func() aws.Retryer {
 		return retry.NewStandard(func(so *retry.StandardOptions) {
@@ -503,6 +509,7 @@ func (r *Resolver) walk(ctx context.Context) (*listing, error) {
 func (r *Resolver) walkPages(ctx context.Context) (*listing, error) {
 	best := map[string]candidate{}
 	claims := map[string][]string{}
+	facts := map[string]roleFact{}
 	seenMarkers := map[string]bool{}
 	var marker *string
 	for page := 1; ; page++ {
@@ -530,6 +537,7 @@ func (r *Resolver) walkPages(ctx context.Context) (*listing, error) {
 				return nil, err
 			}
 			c := candidate{arn: roleARN, roleName: name, created: aws.ToTime(role.CreateDate)}
+			facts[strings.ToLower(name)] = roleFact{arn: aws.ToString(role.Arn), created: c.created}
 			claims[ps] = append(claims[ps], roleARN)
 			if prev, ok := best[ps]; !ok || better(c, prev) {
 				best[ps] = c
@@ -552,6 +560,7 @@ func (r *Resolver) walkPages(ctx context.Context) (*listing, error) {
 	l := &listing{
 		arns:      make(map[string]string, len(best)),
 		existing:  make([]string, 0, len(best)),
+		facts:     facts,
 		fetchedAt: r.opts.Now(),
 	}
 	for ps, c := range best {
