@@ -369,3 +369,13 @@ func ssoPermissionSet(role string) string {
 	}
 	return rest[:i]
 }
+
+// Cluster authentication modes (DescribeCluster accessConfig). In
+// CONFIG_MAP only aws-auth is read and the access entry API is off; in
+// API_AND_CONFIG_MAP both are read and an access entry wins over aws-auth
+// for the same principal; in API aws-auth is not read at all.
+const (
+	AuthModeConfigMap       = "CONFIG_MAP"
+	AuthModeAPIAndConfigMap = "API_AND_CONFIG_MAP"
+	AuthModeAPI             = "API"
+)
