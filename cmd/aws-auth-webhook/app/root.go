@@ -70,7 +70,9 @@ groups, unknown permission sets.
 
   render   resolve and validate a ConfigMap manifest, print the result
   lint     validate a ConfigMap manifest without any AWS call
-  serve    run the admission webhook and the resync loop`,
+  serve    run the admission webhook and the resync loop
+  access-entries plan|apply
+           reconcile the cluster's EKS access entries with aws-auth`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Version:       version,
@@ -79,7 +81,7 @@ groups, unknown permission sets.
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &exitError{code: exitUsage, err: err} })
-	root.AddCommand(newServeCommand(), newRenderCommand(), newLintCommand())
+	root.AddCommand(newServeCommand(), newRenderCommand(), newLintCommand(), newAccessEntriesCommand())
 	return root
 }
 
