@@ -98,8 +98,8 @@ func TestMappingRules(t *testing.T) {
 		name:     "accessPolicies become associations, scoped",
 		mapRoles: "- permissionset: Dev\n  username: dev:{{SessionName}}\n  accessPolicies:\n    - policy: AmazonEKSViewPolicy\n    - policy: AmazonEKSEditPolicy\n      namespaces: [team-b, team-a]\n",
 		want: &Desired{PrincipalARN: devRole, Type: TypeStandard, Username: "dev:{{SessionName}}",
-			Policies:      []Association{{Policy: "AmazonEKSEditPolicy", Namespaces: []string{"team-a", "team-b"}}, {Policy: "AmazonEKSViewPolicy"}},
-			Source:        "mapRoles[0] (permissionset Dev)", PermissionSet: "Dev", RoleCreated: created},
+			Policies: []Association{{Policy: "AmazonEKSEditPolicy", Namespaces: []string{"team-a", "team-b"}}, {Policy: "AmazonEKSViewPolicy"}},
+			Source:   "mapRoles[0] (permissionset Dev)", PermissionSet: "Dev", RoleCreated: created},
 	}, {
 		name:     "the node-role entry becomes EC2_LINUX with no groups and no username",
 		mapRoles: "- rolearn: arn:aws:iam::111122223333:role/eks-node\n  username: system:node:{{EC2PrivateDNSName}}\n  groups: [system:bootstrappers, system:nodes]\n",

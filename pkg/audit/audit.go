@@ -48,11 +48,24 @@ const (
 	// ActionResyncFailed: the loop could not do its work (IAM down, object
 	// invalid); nothing was written.
 	ActionResyncFailed Action = "ResyncFailed"
+
+	// Access entries (pkg/accesssync): operations applied (repairs
+	// included), drift found in plan mode, aws-auth entries with no
+	// access-entry equivalent or left alone, a cluster with access entries
+	// off, a pass that failed.
+	ActionAccessEntriesSynced         Action = "AccessEntriesSynced"
+	ActionAccessEntriesDrift          Action = "AccessEntriesDrift"
+	ActionAccessEntriesUntranslatable Action = "AccessEntriesUntranslatable"
+	ActionAccessEntriesOff            Action = "AccessEntriesOff"
+	ActionAccessEntriesFailed         Action = "AccessEntriesFailed"
 )
 
 // Operations for Record.Operation besides the admission ones (CREATE,
 // UPDATE, DELETE).
-const OperationResync = "RESYNC"
+const (
+	OperationResync        = "RESYNC"
+	OperationAccessEntries = "ACCESS-ENTRIES"
+)
 
 // Limits of the events.k8s.io/v1 API (the apiserver rejects longer values).
 const (
@@ -167,10 +180,11 @@ func (a *Auditor) Record(ctx context.Context, r Record) {
 	a.rec.Eventf(regarding, nil, EventType(r.Action), reason, string(r.Action), "%s", Note(r))
 }
 
-// EventType is the Event type of an action: Normal for a resync rewrite,
-// Warning for everything else (rejections, bypasses, failures).
+// EventType is the Event type of an action: Normal for a resync rewrite
+// and applied access-entry operations, Warning for everything else
+// (rejections, bypasses, failures, drift).
 func EventType(a Action) string {
-	if a == ActionResyncRewrite {
+	if a == ActionResyncRewrite || a == ActionAccessEntriesSynced {
 		return corev1.EventTypeNormal
 	}
 	return corev1.EventTypeWarning

@@ -52,6 +52,7 @@ type Options struct {
 	LeaderElectionNS      string
 	Region                string
 	StartupLookupDeadline time.Duration
+	AccessEntries         AccessEntriesOptions
 }
 
 // Run serves until ctx ends.
@@ -116,6 +117,9 @@ func Run(ctx context.Context, restConfig *rest.Config, opts Options, log logr.Lo
 	if err := mgr.Add(loop); err != nil {
 		return err
 	}
+	if err := addAccessEntries(mgr, restConfig, awsConfig, resolver, auditor, opts, identity.nodeRoles, log); err != nil {
+		return err
+	}
 	// Warm the permission-set cache so the first admission makes no AWS call.
 	// On every replica: the admission handlers run on all of them.
 	if err := mgr.Add(everyReplica{manager.RunnableFunc(func(ctx context.Context) error {
@@ -137,7 +141,8 @@ func Run(ctx context.Context, restConfig *rest.Config, opts Options, log logr.Lo
 		return err
 	}
 	log.Info("serving", "port", opts.Port, "namespace", opts.Namespace, "configmap", opts.ConfigMap,
-		"nodeRoles", identity.nodeRoles, "account", identity.account, "leaderElection", opts.LeaderElection)
+		"nodeRoles", identity.nodeRoles, "account", identity.account, "leaderElection", opts.LeaderElection,
+		"accessEntries", string(opts.AccessEntries.Mode), "eksCluster", opts.AccessEntries.ClusterName)
 	return mgr.Start(ctx)
 }
 

@@ -12,12 +12,15 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/eks"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/accessentries"
+	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/accesssync"
 	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/awsauth"
 	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/awsidentity"
 	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/eksaccess"
 	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/manifest"
+	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/server"
 )
 
 // exitPending is plan's exit status when changes are pending.
@@ -269,6 +272,27 @@ func printPass(w io.Writer, format, cluster string, pass *eksaccess.Pass, applie
 	}
 	if len(parts) > 0 {
 		fmt.Fprintf(w, "\n%s: %s\n", map[bool]string{true: "Applied", false: "Plan"}[applied], strings.Join(parts, ", "))
+	}
+	return nil
+}
+
+// addAccessEntriesServeFlags registers serve's access-entries flags.
+func addAccessEntriesServeFlags(f *pflag.FlagSet, opts *server.Options, mode *string) {
+	f.StringVar(mode, "access-entries", "off", "EKS access entries: off, plan (report drift: log, Event, metric) or sync (keep them in line with aws-auth)")
+	f.StringVar(&opts.AccessEntries.ClusterName, "eks-cluster-name", "", "name of the EKS cluster whose access entries are planned or synced (required unless --access-entries=off)")
+	f.BoolVar(&opts.AccessEntries.Adopt, "access-entries-adopt", false, "take over access entries that aws-auth asks for but that aws-auth-webhook did not create")
+	f.DurationVar(&opts.AccessEntries.MaxAge, "access-entries-max-age", time.Hour, "how long an access entry read from EKS is trusted before it is read again (an entry is always read again before a write)")
+}
+
+// accessEntriesServeOptions checks the access-entries flags.
+func accessEntriesServeOptions(opts *server.Options, mode string) error {
+	m, err := accesssync.ParseMode(mode)
+	if err != nil {
+		return usageErrorf("%v", err)
+	}
+	opts.AccessEntries.Mode = m
+	if m != accesssync.ModeOff && opts.AccessEntries.ClusterName == "" {
+		return usageErrorf("%v", accesssync.ErrNoCluster)
 	}
 	return nil
 }

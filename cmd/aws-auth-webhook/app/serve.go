@@ -19,7 +19,7 @@ import (
 
 func newServeCommand() *cobra.Command {
 	opts := server.Options{}
-	var logLevel, logFormat string
+	var logLevel, logFormat, accessEntriesMode string
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the admission webhook and the resync loop",
@@ -33,7 +33,10 @@ func newServeCommand() *cobra.Command {
                    nodes (unless the editor is in a --break-glass-group)
 
 It also re-resolves permission sets every --resync-interval (leader-elected)
-and rewrites aws-auth when an SSO role's suffix changes. Every rejection,
+and rewrites aws-auth when an SSO role's suffix changes. With
+--access-entries=plan|sync and --eks-cluster-name it also reports drift of,
+or keeps in line, the cluster's EKS access entries (leader-elected, at every
+interval and whenever aws-auth changes; see access-entries --help). Every rejection,
 break-glass bypass and resync rewrite is recorded as an Event on aws-auth, a
 log line and a metric.
 
@@ -41,6 +44,9 @@ The certificate is read from --cert-dir (tls.crt, tls.key) and reloaded when
 the files change. Kubernetes access: in-cluster, or --kubeconfig / KUBECONFIG.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := accessEntriesServeOptions(&opts, accessEntriesMode); err != nil {
+				return err
+			}
 			for _, a := range opts.NodeRoleARNs {
 				if _, _, _, err := awsidentity.CanonicalizeRoleARN(a); err != nil {
 					return usageErrorf("--node-role-arn %q: %v", a, err)
@@ -79,6 +85,7 @@ the files change. Kubernetes access: in-cluster, or --kubeconfig / KUBECONFIG.`,
 	f.StringVar(&opts.LeaderElectionNS, "leader-election-namespace", "", "namespace of the leader election Lease (default: the pod's namespace)")
 	f.StringVar(&opts.Region, "region", "", "AWS region for the STS endpoint (default: from the environment)")
 	f.DurationVar(&opts.StartupLookupDeadline, "startup-lookup-timeout", 15*time.Second, "how long the first AWS identity lookup may take before serving starts without it")
+	addAccessEntriesServeFlags(f, &opts, &accessEntriesMode)
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&logFormat, "log-format", "json", "json or console")
 	// controller-runtime's --kubeconfig flag.
