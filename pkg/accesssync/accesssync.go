@@ -65,7 +65,9 @@ const Requester = "aws-auth-webhook access-entries"
 // Audit reasons.
 const (
 	ReasonSynced         = "AccessEntriesSynced"         // operations applied, no repair
-	ReasonRepaired       = "AccessEntriesRepaired"       // a moved suffix or a recreated role was repaired
+	ReasonMoved          = "AccessEntriesMoved"          // a permission set's entry moved to its new role (suffix changed)
+	ReasonRoleRecreated  = "AccessEntriesRoleRecreated"  // an entry bound to a deleted role was created again
+	ReasonRepaired       = "AccessEntriesRepaired"       // both repairs in one pass
 	ReasonDrift          = "AccessEntriesDrift"          // plan mode: operations pending
 	ReasonUntranslatable = "AccessEntriesUntranslatable" // aws-auth entries with no access entry equivalent
 	ReasonConflict       = "AccessEntriesConflict"       // entries aws-auth asks for that are not managed here
@@ -375,10 +377,10 @@ func (rc *Reconciler) reportDone(ctx context.Context, uid types.UID, done []acce
 			repair = "none"
 		}
 		rc.ops.WithLabelValues(string(op.Action), repair).Inc()
-		switch op.Repair {
-		case accessentries.RepairMoved:
-			moved++
-		case accessentries.RepairRoleRecreated:
+		switch {
+		case op.Repair == accessentries.RepairMoved && op.Action == accessentries.ActionCreate:
+			moved++ // its delete is the other half of the same move
+		case op.Repair == accessentries.RepairRoleRecreated:
 			recreated++
 		}
 		lines = append(lines, op.String())
@@ -386,7 +388,16 @@ func (rc *Reconciler) reportDone(ctx context.Context, uid types.UID, done []acce
 	reason := ReasonSynced
 	msg := fmt.Sprintf("access entries of cluster %s: %d operation(s) applied", rc.eks.Cluster(), len(done))
 	if moved+recreated > 0 {
-		reason = ReasonRepaired
+		// Distinct reasons: Events of one reason on one object are merged
+		// into a series that keeps the first note.
+		switch {
+		case moved > 0 && recreated > 0:
+			reason = ReasonRepaired
+		case moved > 0:
+			reason = ReasonMoved
+		default:
+			reason = ReasonRoleRecreated
+		}
 		var what []string
 		if moved > 0 {
 			what = append(what, fmt.Sprintf("moved %d entr%s to a permission set's new role (suffix changed)", moved, plural(moved)))
