@@ -12,6 +12,8 @@
 //   - the AWS call budget, counted by the emulator: cold start, admissions
 //     with a warm cache, resync passes, 50 admissions missing the cache at
 //     once, for 10, 300 and 3,000 SSO roles;
+//   - EKS calls per access-entries pass over 500 mapped principals: first
+//     sync, warm, after one edit (accessentries.go);
 //   - footprint: resident memory idle and under load, time to ready.
 //
 // Usage (from the repository root, after make build):
@@ -130,6 +132,9 @@ func run(ctx context.Context, c config, rep *report) error {
 	}
 	if c.budget {
 		if err := callBudget(ctx, cp, bin, work, rep); err != nil {
+			return err
+		}
+		if err := accessEntriesBudget(ctx, rep); err != nil {
 			return err
 		}
 	}
