@@ -72,11 +72,11 @@ func run(ctx context.Context, bin string, check bool) error {
 	defer os.RemoveAll(work)
 
 	// AWS: an account with three SSO permission sets and a node role.
-	emu := awsemu.New(awsemu.Config{AccountID: "111122223333", Region: "eu-west-1", NodeRoleName: "eks-node-group-a", Roles: []awsemu.Role{
+	emu := awsemu.New(withAccessEntries(awsemu.Config{AccountID: "111122223333", Region: "eu-west-1", NodeRoleName: "eks-node-group-a", Roles: []awsemu.Role{
 		awsemu.SSORole("Admin", awsemu.RandomSuffix(), "eu-west-1"),
 		awsemu.SSORole("ReadOnly", awsemu.RandomSuffix(), "eu-west-1"),
 		awsemu.SSORole("Developer", awsemu.RandomSuffix(), "eu-west-1"),
-	}})
+	}}))
 	if err := emu.Start(); err != nil {
 		return err
 	}
@@ -141,6 +141,7 @@ func run(ctx context.Context, bin string, check bool) error {
 		"--health-probe-bind-address="+health, "--metrics-bind-address="+metrics,
 		"--leader-elect=false", "--resync-interval=10s", "--break-glass-group=platform:break-glass",
 		"--log-format=console")
+	cmd.Args = append(cmd.Args, accessEntriesArgs()...)
 	cmd.Env = append(os.Environ(), "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null", "KUBECONFIG=")
 	for k, v := range emu.Env() {
 		cmd.Env = append(cmd.Env, k+"="+v)
@@ -175,7 +176,10 @@ func run(ctx context.Context, bin string, check bool) error {
 
 	kubectl := filepath.Join(assets, "kubectl")
 	if check {
-		return smokeCheck(ctx, kubectl, kubeconfig, work)
+		if err := smokeCheck(ctx, kubectl, kubeconfig, work); err != nil {
+			return err
+		}
+		return checkAccessEntries(ctx, emu)
 	}
 
 	fmt.Printf(`
@@ -198,12 +202,12 @@ In another terminal:
   # resync loop rewrites aws-auth:
   curl -s -X POST '%[3]s/_emulator/rotate?permissionSet=Developer'; echo
 
-  # rejections and rewrites are Events on aws-auth:
+  # rejections, rewrites and access-entry changes are Events on aws-auth:
   kubectl -n kube-system events --for configmap/aws-auth
-
+%[6]s
 Webhook log: %[4]s   metrics: http://%[5]s/metrics
 Press Ctrl-C to stop everything.
-`, kubeconfig, assets, emu.URL(), logFile, metrics)
+`, kubeconfig, assets, emu.URL(), logFile, metrics, accessEntriesInstructions(emu, binary))
 	<-ctx.Done()
 	fmt.Println("\nstopping ...")
 	return nil
