@@ -49,6 +49,6 @@ func (s *Server) eksAdminRoutes(mux *http.ServeMux) {
 			return
 		}
 		w.Header().Set("Content-Type", "text/plain")
-		fmt.Fprintln(w, role.CreateDate.Format("2006-01-02T15:04:05Z"))
+		_, _ = fmt.Fprintln(w, role.CreateDate.Format("2006-01-02T15:04:05Z"))
 	})
 }

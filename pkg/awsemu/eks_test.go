@@ -179,7 +179,7 @@ func TestEKSConfigMapModeRefusesAccessEntries(t *testing.T) {
 	if err != nil || resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("flip: %v %v", resp, err)
 	}
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	if _, err := c.ListAccessEntries(context.Background(), &eks.ListAccessEntriesInput{ClusterName: aws.String(testCluster)}); err != nil {
 		t.Fatal(err)
 	}
@@ -233,7 +233,7 @@ func TestEKSStaleBindingAfterRoleRecreated(t *testing.T) {
 	if err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("recreate: %v %v", resp, err)
 	}
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	if _, err := c.DescribeAccessEntry(ctx, &eks.DescribeAccessEntryInput{ClusterName: aws.String(testCluster), PrincipalArn: aws.String(deployer)}); err != nil {
 		t.Fatalf("the entry still describes normally: %v", err)
 	}
@@ -242,7 +242,7 @@ func TestEKSStaleBindingAfterRoleRecreated(t *testing.T) {
 		t.Fatal(err)
 	}
 	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(body), "grants nothing") {
 		t.Errorf("authenticate after recreate: %d %s", resp.StatusCode, body)
 	}

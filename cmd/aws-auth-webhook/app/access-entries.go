@@ -115,7 +115,7 @@ AWS_ENDPOINT_URL_EKS, AWS_ENDPOINT_URL_IAM and AWS_ENDPOINT_URL_STS.`,
 				if len(nodeRoles) > 0 {
 					return usageErrorf("%v", err)
 				}
-				fmt.Fprintf(stderr, "note: the node role is unknown, so only node entries written in aws-auth are translated: %v\n", err)
+				_, _ = fmt.Fprintf(stderr, "note: the node role is unknown, so only node entries written in aws-auth are translated: %v\n", err)
 			}
 			res, err := awsauth.Render(ctx, cm.Data, resolver, awsauth.Options{NodeRoleARNs: nodeARNs, ExtraBytes: cm.BinaryDataBytes})
 			if err != nil {
@@ -213,9 +213,10 @@ func printPass(w io.Writer, format, cluster string, pass *eksaccess.Pass, applie
 		enc.SetIndent("", "  ")
 		return enc.Encode(out)
 	}
-	fmt.Fprintf(w, "cluster %s, authentication mode %s\n", cluster, pass.Mode)
+	ew := &errWriter{w: w}
+	ew.printf("cluster %s, authentication mode %s\n", cluster, pass.Mode)
 	if pass.Mode == accessentries.AuthModeAPIAndConfigMap {
-		fmt.Fprintln(w, "(access entries win over aws-auth for the same principal; aws-auth still serves the others)")
+		ew.printf("(access entries win over aws-auth for the same principal; aws-auth still serves the others)\n")
 	}
 	ops := p.Ops
 	title := "Changes to make, in this order"
@@ -223,26 +224,26 @@ func printPass(w io.Writer, format, cluster string, pass *eksaccess.Pass, applie
 		ops, title = pass.Done, "Done, in this order"
 	}
 	if len(ops) == 0 {
-		fmt.Fprintln(w, "\nno changes: the access entries match aws-auth")
+		ew.printf("\nno changes: the access entries match aws-auth\n")
 	} else {
-		fmt.Fprintf(w, "\n%s:\n", title)
+		ew.printf("\n%s:\n", title)
 		for _, o := range ops {
-			fmt.Fprintf(w, "  %s\n", o)
+			ew.printf("  %s\n", o)
 		}
 	}
 	if applied && len(pass.Done) < len(p.Ops) {
-		fmt.Fprintf(w, "\nnot done (stopped at the failure below):\n")
+		ew.printf("\nnot done (stopped at the failure below):\n")
 		for _, o := range p.Ops[len(pass.Done):] {
-			fmt.Fprintf(w, "  %s\n", o)
+			ew.printf("  %s\n", o)
 		}
 	}
 	section := func(title string, lines []string) {
 		if len(lines) == 0 {
 			return
 		}
-		fmt.Fprintf(w, "\n%s:\n", title)
+		ew.printf("\n%s:\n", title)
 		for _, l := range lines {
-			fmt.Fprintf(w, "  %s\n", l)
+			ew.printf("  %s\n", l)
 		}
 	}
 	var lines []string
@@ -271,9 +272,21 @@ func printPass(w io.Writer, format, cluster string, pass *eksaccess.Pass, applie
 		parts = append(parts, fmt.Sprintf("%d %s", counts[k], k))
 	}
 	if len(parts) > 0 {
-		fmt.Fprintf(w, "\n%s: %s\n", map[bool]string{true: "Applied", false: "Plan"}[applied], strings.Join(parts, ", "))
+		ew.printf("\n%s: %s\n", map[bool]string{true: "Applied", false: "Plan"}[applied], strings.Join(parts, ", "))
 	}
-	return nil
+	return ew.err
+}
+
+// errWriter prints until the first write error, and keeps it.
+type errWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (e *errWriter) printf(format string, args ...any) {
+	if e.err == nil {
+		_, e.err = fmt.Fprintf(e.w, format, args...)
+	}
 }
 
 // addAccessEntriesServeFlags registers serve's access-entries flags.
