@@ -159,10 +159,10 @@ func Diff(desired []Desired, untranslatable []Untranslatable, current []Current,
 	}
 	// Principals of untranslatable entries keep whatever entry they have:
 	// deleting it would take access that aws-auth still grants.
-	keep := map[string]string{}
+	keep := map[string]string{} // by identity (lowercased, path dropped)
 	for _, u := range untranslatable {
-		if u.PrincipalARN != "" {
-			keep[u.PrincipalARN] = u.Source
+		if k, ok := awsauth.PrincipalKey(u.PrincipalARN); ok {
+			keep[k] = u.Source
 		}
 	}
 	// New principals of permission sets and roles, to tell a move from a
@@ -238,7 +238,8 @@ func Diff(desired []Desired, untranslatable []Untranslatable, current []Current,
 		if wanted[c.PrincipalARN] {
 			continue
 		}
-		if src, ok := keep[c.PrincipalARN]; ok {
+		k, _ := awsauth.PrincipalKey(c.PrincipalARN)
+		if src, ok := keep[k]; ok && k != "" {
 			p.Unmanaged = append(p.Unmanaged, Left{PrincipalARN: c.PrincipalARN,
 				Reason: fmt.Sprintf("%s cannot be translated (see untranslatable), so its entry is left as it is", src)})
 			continue

@@ -163,3 +163,15 @@ func TestDiffDeletesOnlyManagedAndKeepsUntranslatable(t *testing.T) {
 		t.Errorf("unmanaged %+v", p.Unmanaged)
 	}
 }
+
+// A role that IAM no longer has: aws-auth still maps it, so its managed
+// entry is left alone and said so, not deleted as "no longer in aws-auth".
+func TestDiffKeepsTheEntryOfAMissingRole(t *testing.T) {
+	u := []Untranslatable{{Source: "mapRoles[2] (arn:aws:iam::111122223333:role/deployer)", PrincipalARN: "arn:aws:iam::111122223333:role/deployer", Reason: "does not exist in IAM"}}
+	cur := Current{PrincipalARN: ciRole, Type: TypeStandard, Tags: managed}
+	p := Diff(nil, u, []Current{cur}, Options{})
+	wantActions(t, p)
+	if len(p.Unmanaged) != 1 || p.Unmanaged[0].PrincipalARN != ciRole {
+		t.Errorf("left %+v", p.Unmanaged)
+	}
+}

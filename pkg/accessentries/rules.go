@@ -85,8 +85,9 @@ type Desired struct {
 // Untranslatable is an aws-auth entry that has no access-entry equivalent.
 type Untranslatable struct {
 	Source string `json:"source"`
-	// PrincipalARN is the principal, when known: its existing entry, if
-	// any, is left alone rather than deleted.
+	// PrincipalARN is the principal, when known (for a role IAM does not
+	// have, its ARN without path): its existing entry, if any, is left
+	// alone rather than deleted.
 	PrincipalARN string `json:"principalArn,omitempty"`
 	Reason       string `json:"reason"`
 	Fix          string `json:"fix"`
@@ -223,7 +224,9 @@ func translate(key string, m awsauth.Mapping, facts RoleFacts) (Desired, *Untran
 		}
 		fact, ok := facts[k]
 		if !ok {
-			return fail("", fmt.Sprintf("the role %s does not exist in IAM, so EKS would refuse it as an invalid principal", m.ARN),
+			// The principal without its path: an entry for this role under
+			// any path is left alone, not deleted.
+			return fail(m.ARN, fmt.Sprintf("the role %s does not exist in IAM, so EKS would refuse it as an invalid principal", m.ARN),
 				"create the role, or remove the entry")
 		}
 		d.PrincipalARN, d.RoleCreated = fact.ARN, fact.Created

@@ -260,7 +260,7 @@ func printPass(w io.Writer, format, cluster string, pass *eksaccess.Pass, applie
 	for _, u := range p.Unmanaged {
 		lines = append(lines, fmt.Sprintf("%s: %s", u.PrincipalARN, u.Reason))
 	}
-	section("left alone: entries not managed here", lines)
+	section("left alone: entries not created here, or whose aws-auth entry cannot be translated", lines)
 	counts := summary(ops)
 	keys := make([]string, 0, len(counts))
 	for k := range counts {
