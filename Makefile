@@ -83,7 +83,7 @@ unit: ## Unit and integration tests (no control plane); prints the differential 
 	@go test -count=1 -v -run '^TestAuthenticatorAgrees$$' ./pkg/awsauth/ | grep -E 'differential:' 
 
 .PHONY: tools
-tools: ## Build (or reuse) kube-apiserver, etcd, kubectl, helm and cert-manager, cached outside the work tree
+tools: ## Build (or reuse) kube-apiserver, etcd, kubectl, helm and cert-manager, and fetch the Prometheus Operator CRDs, cached outside the work tree
 	e2e/tools/install.sh install >/dev/null
 
 .PHONY: e2e
