@@ -252,7 +252,7 @@ current-context: c
 		if err != nil {
 			return false
 		}
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	})
 
@@ -291,7 +291,7 @@ func scrape(t *testing.T, url string) map[string][]series {
 	if err != nil {
 		t.Fatalf("scraping %s: %v", url, err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	parser := expfmt.NewTextParser(model.UTF8Validation)
 	families, err := parser.TextToMetricFamilies(resp.Body)
 	if err != nil {
@@ -362,7 +362,7 @@ func admit(t *testing.T, hc *http.Client, port, path, mapRoles string) *admissio
 	if err != nil {
 		t.Fatalf("POST %s: %v", path, err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	raw, _ := io.ReadAll(resp.Body)
 	var review admissionv1.AdmissionReview
 	if err := json.Unmarshal(raw, &review); err != nil || review.Response == nil {
@@ -415,7 +415,7 @@ func freeAddr(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }()
 	return l.Addr().String()
 }
 

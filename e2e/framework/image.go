@@ -134,7 +134,7 @@ func (i *Image) Unpack(root string) error {
 		return err
 	}
 	rc := mutate.Extract(i.img)
-	defer rc.Close()
+	defer func() { _ = rc.Close() }()
 	tr := tar.NewReader(rc)
 	type dirMode struct {
 		path string
@@ -255,7 +255,7 @@ func scanColonFile(file string, match func([]string) bool) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read only
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		fields := strings.Split(sc.Text(), ":")

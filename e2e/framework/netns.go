@@ -197,13 +197,13 @@ func (n *NetNS) onThisThread(fn func() error) error {
 	if err != nil {
 		return err
 	}
-	defer home.Close()
+	defer func() { _ = home.Close() }()
 	target, err := os.Open(n.path)
 	if err != nil {
 		return err
 	}
 	err = setns(target)
-	target.Close()
+	_ = target.Close()
 	if err != nil {
 		return fmt.Errorf("setns %s: %w", n.path, err)
 	}

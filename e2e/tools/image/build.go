@@ -217,11 +217,10 @@ func checkBinary(b Binary, data []byte, spec Spec) (*buildinfo.BuildInfo, error)
 	if p.OS != "linux" {
 		return nil, fmt.Errorf("%s: platform %s: only linux images are built", b.Path, p)
 	}
-	f, err := elf.NewFile(bytes.NewReader(data))
+	f, err := elf.NewFile(bytes.NewReader(data)) // over memory: nothing to close
 	if err != nil {
 		return nil, fmt.Errorf("%s is not a Linux (ELF) binary: %w", b.Path, err)
 	}
-	defer f.Close()
 	want, ok := elfMachine[p.Architecture]
 	if !ok {
 		return nil, fmt.Errorf("%s: architecture %s is not supported", b.Path, p.Architecture)
@@ -405,7 +404,9 @@ func uncompressedSize(img v1.Image) (int64, error) {
 			return 0, err
 		}
 		n, err := io.Copy(io.Discard, rc)
-		rc.Close()
+		if cerr := rc.Close(); err == nil {
+			err = cerr
+		}
 		if err != nil {
 			return 0, err
 		}

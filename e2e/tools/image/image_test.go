@@ -77,7 +77,7 @@ func testSpec(t *testing.T) Spec {
 func TestMain(m *testing.M) {
 	code := m.Run()
 	for _, p := range testBinaries {
-		os.RemoveAll(filepath.Dir(p))
+		_ = os.RemoveAll(filepath.Dir(p))
 		break
 	}
 	os.Exit(code)
@@ -95,7 +95,7 @@ type file struct {
 func flatten(t *testing.T, img v1.Image) map[string]file {
 	t.Helper()
 	rc := mutate.Extract(img)
-	defer rc.Close()
+	defer func() { _ = rc.Close() }()
 	files := map[string]file{}
 	tr := tar.NewReader(rc)
 	for {
@@ -169,7 +169,7 @@ func TestOfflineImage(t *testing.T) {
 				t.Errorf("%s: label %s = %q, want %q", pi.Platform, k, c.Labels[k], v)
 			}
 		}
-		if !cf.Created.Time.Equal(testCreated) {
+		if !cf.Created.Equal(testCreated) {
 			t.Errorf("%s: created %v", pi.Platform, cf.Created)
 		}
 		m, err := pi.Image.Manifest()
@@ -241,7 +241,7 @@ func checkSBOM(t *testing.T, pi PlatformImage, bin []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer rc.Close()
+	defer func() { _ = rc.Close() }()
 	var bom cdx.BOM
 	if err := cdx.NewBOMDecoder(rc, cdx.BOMFileFormatJSON).Decode(&bom); err != nil {
 		t.Fatalf("%s: the SBOM is not CycloneDX JSON: %v", pi.Platform, err)

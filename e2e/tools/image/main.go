@@ -107,8 +107,10 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "pushed %s (the index and %d SBOM referrers)\n", ref, len(built.Platforms))
+		if _, err := fmt.Fprintf(stdout, "pushed %s (the index and %d SBOM referrers)\n", ref, len(built.Platforms)); err != nil {
+			return err
+		}
 	}
-	fmt.Fprintf(stdout, "built in %v\n", time.Since(start).Round(10*time.Millisecond))
-	return nil
+	_, err = fmt.Fprintf(stdout, "built in %v\n", time.Since(start).Round(10*time.Millisecond))
+	return err
 }

@@ -93,6 +93,7 @@ func Push(ctx context.Context, target string, built *Built) (name.Digest, error)
 
 // Summary prints what was built: digests and sizes per platform.
 func (b *Built) Summary(w io.Writer, dir string) error {
+	var out strings.Builder
 	d, err := b.Index.Digest()
 	if err != nil {
 		return err
@@ -101,8 +102,8 @@ func (b *Built) Summary(w io.Writer, dir string) error {
 	if b.Spec.Base != "" {
 		base = b.Spec.Base
 	}
-	fmt.Fprintf(w, "OCI image layout %s, tag %s, base %s\n", dir, b.Spec.Version, base)
-	fmt.Fprintf(w, "  index        %s\n", d)
+	fmt.Fprintf(&out, "OCI image layout %s, tag %s, base %s\n", dir, b.Spec.Version, base)
+	fmt.Fprintf(&out, "  index          %s\n", d)
 	for _, pi := range b.Platforms {
 		md, err := pi.Image.Digest()
 		if err != nil {
@@ -120,10 +121,11 @@ func (b *Built) Summary(w io.Writer, dir string) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(w, "  %-14s %s  %s compressed, %s unpacked\n", pi.Platform.String(), md, mib(compressed), mib(unpacked))
-		fmt.Fprintf(w, "  %-14s %s  CycloneDX SBOM, %d components\n", "", sd, pi.Components)
+		fmt.Fprintf(&out, "  %-14s %s  %s compressed, %s unpacked\n", pi.Platform.String(), md, mib(compressed), mib(unpacked))
+		fmt.Fprintf(&out, "  %-14s %s  CycloneDX SBOM, %d components\n", "", sd, pi.Components)
 	}
-	return nil
+	_, err = io.WriteString(w, out.String())
+	return err
 }
 
 // compressedSize is what a node pulls: manifest, config and layers.

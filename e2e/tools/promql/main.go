@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql/parser"
 )
@@ -63,7 +64,7 @@ func main() {
 			}
 			s := selector{Metric: vs.Name, Matchers: []matcher{}}
 			for _, m := range vs.LabelMatchers {
-				if m.Name == labels.MetricName {
+				if m.Name == model.MetricNameLabel {
 					if s.Metric == "" && m.Type == labels.MatchEqual {
 						s.Metric = m.Value
 					}
