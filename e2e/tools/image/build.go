@@ -108,6 +108,7 @@ func Build(ctx context.Context, spec Spec) (*Built, error) {
 	if len(spec.Binaries) == 0 {
 		return nil, errors.New("no --binary given")
 	}
+	spec.Binaries = append([]Binary(nil), spec.Binaries...) // normalized below, not the caller's
 	seen := map[string]bool{}
 	for i := range spec.Binaries {
 		p := normalizePlatform(spec.Binaries[i].Platform)
