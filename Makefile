@@ -7,8 +7,20 @@ BIN        := bin
 BINARY     := $(BIN)/aws-auth-webhook
 EMULATOR   := $(BIN)/aws-emulator
 VERSION    ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-# The same flags as the Dockerfile, so the e2e runs what ships.
-GOBUILD    := CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X github.com/aws-auth-webhook/aws-auth-webhook/cmd/aws-auth-webhook/app.version=$(VERSION)"
+# The one place the binary's build flags live: make build, make image and
+# the Dockerfile (which runs `make binary`) all build with GOBUILD, so the
+# e2e runs what ships (e2e/tools/image/dockerfile_test.go checks they agree).
+GOBUILD    := CGO_ENABLED=0 go build -trimpath -buildvcs=false -ldflags "-s -w -X github.com/aws-auth-webhook/aws-auth-webhook/cmd/aws-auth-webhook/app.version=$(VERSION)"
+# make image: platforms, output, labels; BASE= a registry base pinned by
+# digest (default: the offline base); PUSH= registry/repository[:tag].
+PLATFORMS  ?= linux/amd64 linux/arm64
+IMAGE_DIR  ?= $(BIN)/image
+REVISION   ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+SOURCE     ?= https://github.com/aws-auth-webhook/aws-auth-webhook
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+BASE       ?=
+PUSH       ?=
+OUT        ?= $(BINARY)
 FUZZTIME   ?= 30s
 DIFF_N     ?= 500000
 
@@ -20,6 +32,21 @@ help: ## Show this help
 build: ## Build bin/aws-auth-webhook (and the dev AWS emulator bin/aws-emulator)
 	$(GOBUILD) -o $(BINARY) ./cmd/aws-auth-webhook
 	$(GOBUILD) -o $(EMULATOR) ./cmd/aws-emulator
+
+.PHONY: binary
+binary: ## One binary into OUT (default bin/aws-auth-webhook) for GOOS/GOARCH from the environment; the Dockerfile builds with it
+	$(GOBUILD) -o $(OUT) ./cmd/aws-auth-webhook
+
+.PHONY: image
+image: ## OCI image layout bin/image: linux/amd64 + linux/arm64, SBOMs, no Docker (BASE=repo@sha256:... base, PUSH=repo[:tag] push)
+	@for p in $(PLATFORMS); do \
+	  echo "image: building the $$p binary"; \
+	  GOOS=$${p%/*} GOARCH=$${p#*/} $(GOBUILD) -o $(BIN)/platforms/$${p%/*}_$${p#*/}/aws-auth-webhook ./cmd/aws-auth-webhook; \
+	done
+	@echo "image: assembling $(IMAGE_DIR)"
+	go run ./e2e/tools/image --out $(IMAGE_DIR) --version $(VERSION) --revision $(REVISION) --source $(SOURCE) \
+	  --created $(SOURCE_DATE_EPOCH) $(foreach p,$(PLATFORMS),--binary $(p)=$(BIN)/platforms/$(subst /,_,$(p))/aws-auth-webhook) \
+	  $(if $(BASE),--base $(BASE)) $(if $(PUSH),--push $(PUSH))
 
 .PHONY: demo
 demo: build ## Run it locally: etcd + kube-apiserver + AWS emulator + the webhook; try kubectl edit (Ctrl-C stops)
@@ -56,15 +83,15 @@ unit: ## Unit and integration tests (no control plane); prints the differential 
 	@go test -count=1 -v -run '^TestAuthenticatorAgrees$$' ./pkg/awsauth/ | grep -E 'differential:' 
 
 .PHONY: tools
-tools: ## Build (or reuse) kube-apiserver, etcd, kubectl, helm and cert-manager, cached outside the work tree
+tools: ## Build (or reuse) kube-apiserver, etcd, kubectl, helm and cert-manager, and fetch the Prometheus Operator CRDs, cached outside the work tree
 	e2e/tools/install.sh install >/dev/null
 
 .PHONY: e2e
-e2e: build ## End-to-end tests against a real kube-apiserver + etcd (builds them once)
+e2e: build image ## End-to-end tests against a real kube-apiserver + etcd (builds them once); the Helm install runs the image
 	command -v ip >/dev/null || { apt-get update -qq && apt-get install -y -qq iproute2; }
 	e2e/tools/install.sh install >/dev/null
 	assets=$$(e2e/tools/install.sh all); \
-	KUBEBUILDER_ASSETS=$$assets AWS_AUTH_WEBHOOK_BIN=$(abspath $(BIN)) go test -tags e2e -count=1 -timeout 30m -v ./e2e/... 2>&1 | tee $(BIN)/e2e.log; \
+	KUBEBUILDER_ASSETS=$$assets AWS_AUTH_WEBHOOK_BIN=$(abspath $(BIN)) AWS_AUTH_WEBHOOK_IMAGE=$(abspath $(IMAGE_DIR)) go test -tags e2e -count=1 -timeout 30m -v ./e2e/... 2>&1 | tee $(BIN)/e2e.log; \
 	status=$${PIPESTATUS[0]}; [ $$status -eq 0 ] || exit $$status; \
 	echo "== make demo, checked: start it, kubectl edit a permissionset, stop"; \
 	KUBEBUILDER_ASSETS=$$assets go run -tags e2e ./e2e/demo --bin $(BIN) --check

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"slices"
 	"strconv"
@@ -23,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -30,7 +32,10 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/utils/ptr"
 
 	"github.com/aws-auth-webhook/aws-auth-webhook/e2e/framework"
@@ -69,26 +74,29 @@ var certificateGVR = schema.GroupVersionResource{Group: "cert-manager.io", Versi
 
 // TestHelmInstall installs the chart with the helm binary into a real
 // control plane (etcd, kube-apiserver, kube-controller-manager) with real
-// cert-manager (controller and cainjector), inside a network namespace of
-// its own, and runs the webhook the way the chart's pod would run: a fake
-// kubelet binds the pod, mounts the Secret cert-manager issued, and runs
-// bin/aws-auth-webhook with the pod's args as the pod's user, with a
-// token of the chart's ServiceAccount (the chart's RBAC is what is
-// exercised), on the pod IP. The apiserver reaches it through the chart's
-// Service and its EndpointSlice (no kube-proxy, no ClusterIP route), with
-// the CA the cainjector put into the webhook configurations. It then shows
-// a permission set resolved and a malformed edit refused with an Event,
-// a certificate renewal picked up without a restart, and that helm
-// uninstall leaves aws-auth alone.
+// cert-manager (controller and cainjector) and the Prometheus Operator's
+// CRDs, inside a network namespace of its own, with the image `make image`
+// built, pinned by its digest, and the ServiceMonitor, PrometheusRule and
+// NetworkPolicy on. A fake kubelet runs the pod the way a container
+// runtime would: it unpacks the image's layers for this machine's
+// platform, mounts the Secret cert-manager issued and the ServiceAccount
+// token inside, and runs the image's entrypoint with the Deployment's
+// args, chrooted into the image, as the image's user (the chart's
+// runAsUser must be that user), on the pod IP. The apiserver reaches it
+// through the chart's Service and its EndpointSlice (no kube-proxy, no
+// ClusterIP route), with the CA the cainjector put into the webhook
+// configurations. It then shows a permission set resolved and a malformed
+// edit refused with an Event, the monitoring objects valid and their
+// metrics exported, a certificate renewal picked up without a restart,
+// and that helm uninstall leaves aws-auth alone.
 func TestHelmInstall(t *testing.T) {
 	framework.RequireNetNSTools(t)
-	if _, err := exec.LookPath("setpriv"); err != nil {
-		t.Fatal("this test runs the webhook as the chart's runAsUser with util-linux's setpriv, which is missing")
-	}
 	assets := framework.RequireAssets(t)
 	helm := filepath.Join(helmTool(t, "helm"), "helm")
 	certManager := helmTool(t, "cert-manager")
-	webhookBin := framework.WebhookBinary(t)
+	promOperator := helmTool(t, "prometheus-operator")
+	image := framework.LoadImage(t, framework.WebhookImageLayout(t))
+	helmCheckImage(t, image)
 	chart := helmChartDir(t)
 	begin := time.Now()
 	since := func() time.Duration { return time.Since(begin).Round(time.Millisecond) }
@@ -98,7 +106,6 @@ func TestHelmInstall(t *testing.T) {
 	// --- control plane, inside its own network namespace ------------------
 	c := framework.StartCluster(t, framework.ClusterOptions{Assets: assets})
 	c.NS.AddLoopbackAddr(t, helmPodIP+"/32")
-	webhookBin = helmReachableBinary(t, webhookBin, c.Dir)
 	cs := c.Clientset
 	t.Logf("[%v] control plane up (etcd, kube-apiserver, kube-controller-manager) in netns %s", since(), c.NS.Name)
 
@@ -130,12 +137,22 @@ func TestHelmInstall(t *testing.T) {
 		"crd/certificates.cert-manager.io", "crd/issuers.cert-manager.io", "crd/certificaterequests.cert-manager.io"); err != nil {
 		t.Fatalf("waiting for the cert-manager CRDs: %v\n%s", err, out)
 	}
+	// The Prometheus Operator's CRDs of the objects the chart creates.
+	if out, err := c.Kubectl(ctx, "apply", "--server-side",
+		"-f", filepath.Join(promOperator, "crds", "monitoring.coreos.com_servicemonitors.yaml"),
+		"-f", filepath.Join(promOperator, "crds", "monitoring.coreos.com_prometheusrules.yaml")); err != nil {
+		t.Fatalf("applying the Prometheus Operator CRDs: %v\n%s", err, out)
+	}
+	if out, err := c.Kubectl(ctx, "wait", "--for=condition=Established", "--timeout=60s",
+		"crd/servicemonitors.monitoring.coreos.com", "crd/prometheusrules.monitoring.coreos.com"); err != nil {
+		t.Fatalf("waiting for the Prometheus Operator CRDs: %v\n%s", err, out)
+	}
 	cmKubeconfig := c.ClientKubeconfig(t, "cert-manager", "cert-manager", "system:masters")
 	c.NS.Start(t, c.LogDir, "cert-manager-controller", framework.ProcessOptions{Env: framework.CleanEnv()},
 		filepath.Join(certManager, "cert-manager-controller"), "--kubeconfig="+cmKubeconfig)
 	c.NS.Start(t, c.LogDir, "cert-manager-cainjector", framework.ProcessOptions{Env: framework.CleanEnv()},
 		filepath.Join(certManager, "cert-manager-cainjector"), "--kubeconfig="+cmKubeconfig)
-	t.Logf("[%v] cert-manager CRDs established, controller and cainjector started", since())
+	t.Logf("[%v] cert-manager and Prometheus Operator CRDs established, cert-manager's controller and cainjector started", since())
 
 	// --- aws-auth first, as EKS creates it --------------------------------
 	awsAuth, err := cs.CoreV1().ConfigMaps(metav1.NamespaceSystem).Create(ctx, &corev1.ConfigMap{
@@ -150,7 +167,7 @@ func TestHelmInstall(t *testing.T) {
 	kubelet := framework.StartFakeKubelet(t, c, framework.KubeletOptions{
 		Namespace: helmNamespace,
 		PodIPs:    []string{helmPodIP},
-		Binaries:  map[string]string{helmImageRepo: webhookBin},
+		Images:    map[string]*framework.Image{helmImageRepo: image},
 		Env:       emuEnv,
 	})
 	helmHome := filepath.Join(c.Dir, "helm")
@@ -163,6 +180,14 @@ nodeRoleArns:
 aws:
   region: `+helmRegion+`
 resyncInterval: 1h
+image:
+  digest: `+image.IndexDigest.String()+`
+serviceMonitor:
+  enabled: true
+  labels:
+    release: kube-prometheus-stack
+prometheusRule:
+  enabled: true
 `), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -189,6 +214,9 @@ resyncInterval: 1h
 		}
 		if helmRes != nil && helmRes.err != nil {
 			return fmt.Errorf("helm install failed: %v\n%s", helmRes.err, helmRes.out)
+		}
+		if t.Failed() { // the fake kubelet could not run the pod
+			return errors.New("the test failed while helm install waits")
 		}
 		return nil
 	}
@@ -246,9 +274,7 @@ resyncInterval: 1h
 		t.Fatalf("the fake kubelet runs no container for pod %s", pod.Name)
 	}
 	pid := proc.Pid()
-	if uid := helmProcUID(t, pid); uid != "65532" {
-		t.Errorf("the webhook runs as uid %s, want the chart's runAsUser 65532", uid)
-	}
+	helmCheckRunsTheImage(t, c, image, &pod, pid)
 	helmCheckEndpointSlice(t, ctx, c)
 	helmCheckNoClusterIPRoute(t, ctx, c)
 	helmCheckLeader(t, ctx, c)
@@ -328,6 +354,10 @@ resyncInterval: 1h
 		return false, nil
 	})
 
+	// --- the monitoring objects and the NetworkPolicy, on the apiserver ------
+	// (after a refusal, so that every metric the alerts watch is exported)
+	helmCheckMonitoring(t, ctx, c, helm, helmEnv, chart, &pod)
+
 	// --- certificate renewal, picked up without a restart -------------------
 	renewStart := time.Now()
 	helmRenew(t, ctx, c)
@@ -359,6 +389,11 @@ resyncInterval: 1h
 	})
 	t.Logf("[%v] the webhook serves serial %x, %v after the renewal was triggered", since(), renewed.SerialNumber,
 		time.Since(renewStart).Round(time.Millisecond))
+	// Its expiry metric follows the certificate served.
+	helmWait(t, ctx, "the certificate expiry metric to follow the renewal", nil, func() (bool, error) {
+		return helmMetrics(t, c).Sum("aws_auth_webhook_serving_certificate_not_after_timestamp_seconds", nil) ==
+			float64(renewed.NotAfter.Unix()), nil
+	})
 	if !proc.Alive() || proc.Pid() != pid || kubelet.Process(pod.Name) != proc {
 		t.Fatalf("the webhook process was restarted (pid %d, was %d, alive %v)", proc.Pid(), pid, proc.Alive())
 	}
@@ -439,36 +474,6 @@ func helmTool(t *testing.T, target string) string {
 		dir = dir[i+1:]
 	}
 	return dir
-}
-
-// helmReachableBinary returns bin, or a copy of it in dir when the pod's
-// non-root user could not execute it where it is (a binary go-built into
-// the test's private temporary folder when AWS_AUTH_WEBHOOK_BIN is unset).
-func helmReachableBinary(t *testing.T, bin, dir string) string {
-	t.Helper()
-	reachable := true
-	for p := filepath.Dir(bin); ; p = filepath.Dir(p) {
-		if fi, err := os.Stat(p); err != nil || fi.Mode().Perm()&0o001 == 0 {
-			reachable = false
-			break
-		}
-		if p == filepath.Dir(p) {
-			break
-		}
-	}
-	if fi, err := os.Stat(bin); err == nil && reachable && fi.Mode().Perm()&0o005 == 0o005 {
-		return bin
-	}
-	data, err := os.ReadFile(bin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dst := filepath.Join(dir, filepath.Base(bin))
-	if err := os.WriteFile(dst, data, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("%s is not reachable by a non-root user; running a copy, %s", bin, dst)
-	return dst
 }
 
 func helmChartDir(t *testing.T) string {
@@ -700,21 +705,6 @@ func helmGet(t *testing.T, c *framework.Cluster, port, path string) int {
 	return resp.StatusCode
 }
 
-// helmProcUID is the real uid of a process.
-func helmProcUID(t *testing.T, pid int) string {
-	t.Helper()
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, l := range strings.Split(string(status), "\n") {
-		if f := strings.Fields(l); len(f) > 1 && f[0] == "Uid:" {
-			return f[1]
-		}
-	}
-	return "?"
-}
-
 func helmParseCert(t *testing.T, pemData []byte) *x509.Certificate {
 	t.Helper()
 	block, _ := pem.Decode(pemData)
@@ -736,4 +726,257 @@ func helmGrep(text, word string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// helmCheckImage: the layout `make image` wrote holds both platforms, with
+// the OCI labels, and an image user the kubelet can check is not root.
+func helmCheckImage(t *testing.T, image *framework.Image) {
+	t.Helper()
+	for _, want := range []string{"linux/amd64", "linux/arm64/v8"} {
+		if !slices.ContainsFunc(image.Platforms, func(p v1.Platform) bool { return p.String() == want }) {
+			t.Errorf("the image index has platforms %v, not %s", image.Platforms, want)
+		}
+	}
+	for _, k := range []string{"org.opencontainers.image.version", "org.opencontainers.image.revision", "org.opencontainers.image.source"} {
+		if image.Annotations[k] == "" {
+			t.Errorf("the image index lacks the annotation %s: %v", k, image.Annotations)
+		}
+	}
+	uid, gid, ok := strings.Cut(image.Config.User, ":")
+	if u, err := strconv.Atoi(uid); err != nil || u == 0 || !ok {
+		t.Errorf("the image's user %q is not a numeric non-root uid:gid (a runAsNonRoot pod could not run it)", image.Config.User)
+	} else if _, err := strconv.Atoi(gid); err != nil {
+		t.Errorf("the image's group in %q is not numeric", image.Config.User)
+	}
+	t.Logf("image %s (tag %s): index %s, %s image %s, entrypoint %q cmd %q user %s", image.Layout, image.Tag,
+		image.IndexDigest, image.Platform, image.Digest, image.Config.Entrypoint, image.Config.Cmd, image.Config.User)
+}
+
+// helmCheckRunsTheImage: the pod's process is the image's entrypoint,
+// inside the unpacked image, with exactly the Deployment's args, as the
+// image's user, which is the chart's runAsUser and runAsGroup.
+func helmCheckRunsTheImage(t *testing.T, c *framework.Cluster, image *framework.Image, pod *corev1.Pod, pid int) {
+	t.Helper()
+	ctr := pod.Spec.Containers[0]
+	if want := helmImageRepo + "@" + image.IndexDigest.String(); ctr.Image != want {
+		t.Errorf("the pod runs image %s, want %s (image.digest)", ctr.Image, want)
+	}
+	uid, gid, _, err := framework.ImageUser(filepath.Join(c.Dir, "pods", string(pod.UID), "rootfs"), image.Config.User)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := pod.Spec.SecurityContext
+	if sc == nil || !ptr.Deref(sc.RunAsNonRoot, false) || ptr.Deref(sc.RunAsUser, -1) != uid || ptr.Deref(sc.RunAsGroup, -1) != gid {
+		t.Errorf("the chart runs the pod as %+v, the image's user is %d:%d (runAsNonRoot, runAsUser and runAsGroup must agree with it)", sc, uid, gid)
+	}
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(status), "\n") {
+		f := strings.Fields(l)
+		if len(f) > 1 && (f[0] == "Uid:" && f[1] != strconv.FormatInt(uid, 10) || f[0] == "Gid:" && f[1] != strconv.FormatInt(gid, 10)) {
+			t.Errorf("the webhook runs with %s, want the image's user %d:%d", l, uid, gid)
+		}
+	}
+	rootfs := filepath.Join(c.Dir, "pods", string(pod.UID), "rootfs")
+	if root, err := os.Readlink(fmt.Sprintf("/proc/%d/root", pid)); err != nil || root != rootfs {
+		t.Errorf("the webhook's root is %q (%v), want the unpacked image %s", root, err, rootfs)
+	}
+	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	if want := filepath.Join(rootfs, image.Config.Entrypoint[0]); err != nil || exe != want {
+		t.Errorf("the webhook runs %q (%v), want the image's entrypoint %s", exe, err, want)
+	}
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := append(append([]string{}, image.Config.Entrypoint...), ctr.Args...)
+	if got := strings.Split(strings.TrimSuffix(string(cmdline), "\x00"), "\x00"); !slices.Equal(got, want) {
+		t.Errorf("the webhook runs %q, want the entrypoint and the Deployment's args %q", got, want)
+	}
+	t.Logf("pid %d runs %s from the image (root %s) as %d:%d with the chart's %d args", pid, exe, rootfs, uid, gid, len(ctr.Args))
+}
+
+// helmMonitoringGVR are the resources of the chart's monitoring and
+// network objects.
+var helmMonitoringGVR = map[string]schema.GroupVersionResource{
+	"ServiceMonitor": {Group: "monitoring.coreos.com", Version: "v1", Resource: "servicemonitors"},
+	"PrometheusRule": {Group: "monitoring.coreos.com", Version: "v1", Resource: "prometheusrules"},
+	"NetworkPolicy":  {Group: "networking.k8s.io", Version: "v1", Resource: "networkpolicies"},
+}
+
+// helmCheckMonitoring: the ServiceMonitor, PrometheusRule and
+// NetworkPolicy helm installed are stored as rendered (nothing pruned by
+// the CRD schemas) and pass the apiserver's strict field validation; they
+// select the live Service and pod; the rules' metrics are on the running
+// image's /metrics. The NetworkPolicy with non-default values is valid too.
+func helmCheckMonitoring(t *testing.T, ctx context.Context, c *framework.Cluster, helm string, helmEnv []string, chart string, pod *corev1.Pod) {
+	t.Helper()
+	out, err := c.NS.Run(ctx, helmEnv, helm, "get", "manifest", helmRelease, "--kubeconfig="+c.AdminKubeconfig, "--namespace="+helmNamespace)
+	if err != nil {
+		t.Fatalf("helm get manifest: %v\n%s", err, out)
+	}
+	found := map[string]*unstructured.Unstructured{}
+	for _, o := range helmDecode(t, out) {
+		gvr, ok := helmMonitoringGVR[o.GetKind()]
+		if !ok {
+			continue
+		}
+		found[o.GetKind()] = o
+		live, err := c.Dynamic.Resource(gvr).Namespace(helmNamespace).Get(ctx, o.GetName(), metav1.GetOptions{})
+		if err != nil {
+			t.Errorf("%s %s is not on the apiserver: %v", o.GetKind(), o.GetName(), err)
+			continue
+		}
+		if err := helmSubset(o.Object["spec"], live.Object["spec"], "spec"); err != nil {
+			t.Errorf("%s %s is not stored as rendered (%v): the CRD schema dropped or changed a field", o.GetKind(), o.GetName(), err)
+		}
+		helmStrictDryRun(t, ctx, c, gvr, o)
+	}
+	for kind := range helmMonitoringGVR {
+		if found[kind] == nil {
+			t.Errorf("helm installed no %s", kind)
+		}
+	}
+	if t.Failed() {
+		return
+	}
+
+	// They select what they are about.
+	np := found["NetworkPolicy"]
+	sel, _, _ := unstructured.NestedStringMap(np.Object, "spec", "podSelector", "matchLabels")
+	if len(sel) == 0 || !labels.SelectorFromSet(sel).Matches(labels.Set(pod.Labels)) {
+		t.Errorf("the NetworkPolicy selects %v, not the pod %v", sel, pod.Labels)
+	}
+	svc, err := c.Clientset.CoreV1().Services(helmNamespace).Get(ctx, helmFullname, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sm := found["ServiceMonitor"]
+	sel, _, _ = unstructured.NestedStringMap(sm.Object, "spec", "selector", "matchLabels")
+	if len(sel) == 0 || !labels.SelectorFromSet(sel).Matches(labels.Set(svc.Labels)) || sm.GetLabels()["release"] != "kube-prometheus-stack" {
+		t.Errorf("the ServiceMonitor (labels %v) selects %v, not the Service %v", sm.GetLabels(), sel, svc.Labels)
+	}
+
+	// Each metric the installed rules name is on the running image's
+	// /metrics (scraped at the pod IP and metrics port, the ServiceMonitor's
+	// target).
+	samples := helmMetrics(t, c)
+	exported := map[string]bool{}
+	for _, s := range samples {
+		exported[s.Name] = true
+	}
+	groups, _, _ := unstructured.NestedSlice(found["PrometheusRule"].Object, "spec", "groups")
+	metricName := regexp.MustCompile(`\baws_auth_webhook_[a-z0-9_]+`)
+	var alerts []string
+	for _, g := range groups {
+		rules, _, _ := unstructured.NestedSlice(g.(map[string]any), "rules")
+		for _, r := range rules {
+			rule := r.(map[string]any)
+			alerts = append(alerts, fmt.Sprint(rule["alert"]))
+			for _, name := range metricName.FindAllString(fmt.Sprint(rule["expr"]), -1) {
+				if !exported[name] {
+					t.Errorf("alert %s uses %s, which the running image does not export", rule["alert"], name)
+				}
+			}
+		}
+	}
+	if len(alerts) == 0 {
+		t.Error("the PrometheusRule has no alerts")
+	}
+	if ready := samples.Sum("aws_auth_webhook_ready", nil); ready != 1 {
+		t.Errorf("aws_auth_webhook_ready = %v on a ready pod", ready)
+	}
+
+	// The NetworkPolicy as a user on EKS would set it: the control-plane
+	// subnets for the webhook port, the monitoring namespace for /metrics.
+	custom := helmTemplate(t, helm, chart, "networkPolicy.webhookFrom[0].ipBlock.cidr=10.0.0.0/24",
+		"networkPolicy.webhookFrom[1].ipBlock.cidr=10.0.1.0/24",
+		`networkPolicy.metrics.namespaceSelector.matchLabels.kubernetes\.io/metadata\.name=monitoring`)
+	for _, o := range custom {
+		if o.GetKind() == "NetworkPolicy" {
+			helmStrictDryRun(t, ctx, c, helmMonitoringGVR["NetworkPolicy"], o)
+		}
+	}
+	t.Logf("ServiceMonitor, PrometheusRule (%s) and NetworkPolicy stored as rendered, strictly valid; their metrics are exported",
+		strings.Join(alerts, ", "))
+}
+
+// helmStrictDryRun applies o server-side as a dry run with strict field
+// validation: an unknown or duplicate field is an error, not a warning.
+func helmStrictDryRun(t *testing.T, ctx context.Context, c *framework.Cluster, gvr schema.GroupVersionResource, o *unstructured.Unstructured) {
+	t.Helper()
+	body, err := o.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Dynamic.Resource(gvr).Namespace(helmNamespace).Patch(ctx, o.GetName(), types.ApplyPatchType, body, metav1.PatchOptions{
+		DryRun: []string{metav1.DryRunAll}, FieldManager: "e2e-strict-check", Force: ptr.To(true), FieldValidation: "Strict",
+	})
+	if err != nil {
+		t.Errorf("%s %s fails the apiserver's strict validation: %v", o.GetKind(), o.GetName(), err)
+	}
+}
+
+// helmSubset reports the first place where got lacks or differs from want.
+func helmSubset(want, got any, path string) error {
+	switch w := want.(type) {
+	case map[string]any:
+		g, ok := got.(map[string]any)
+		if !ok {
+			return fmt.Errorf("%s: want an object, have %T", path, got)
+		}
+		for k, wv := range w {
+			if err := helmSubset(wv, g[k], path+"."+k); err != nil {
+				return err
+			}
+		}
+	case []any:
+		g, ok := got.([]any)
+		if !ok || len(g) != len(w) {
+			return fmt.Errorf("%s: want %d items, have %v", path, len(w), got)
+		}
+		for i := range w {
+			if err := helmSubset(w[i], g[i], fmt.Sprintf("%s[%d]", path, i)); err != nil {
+				return err
+			}
+		}
+	default:
+		if fmt.Sprint(want) != fmt.Sprint(got) {
+			return fmt.Errorf("%s: want %v, have %v", path, want, got)
+		}
+	}
+	return nil
+}
+
+// helmTemplate renders the chart for the release with extra --set values.
+func helmTemplate(t *testing.T, helm, chart string, set ...string) []*unstructured.Unstructured {
+	t.Helper()
+	args := []string{"template", helmRelease, chart, "--namespace", helmNamespace}
+	for _, s := range set {
+		args = append(args, "--set", s)
+	}
+	out, err := exec.Command(helm, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("helm %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return helmDecode(t, string(out))
+}
+
+func helmDecode(t *testing.T, manifest string) []*unstructured.Unstructured {
+	t.Helper()
+	var objs []*unstructured.Unstructured
+	dec := utilyaml.NewYAMLOrJSONDecoder(strings.NewReader(manifest), 4096)
+	for {
+		var m map[string]any
+		if err := dec.Decode(&m); errors.Is(err, io.EOF) {
+			return objs
+		} else if err != nil {
+			t.Fatalf("decoding a manifest: %v", err)
+		}
+		if m != nil {
+			objs = append(objs, &unstructured.Unstructured{Object: m})
+		}
+	}
 }

@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -42,6 +43,13 @@ type KubeletOptions struct {
 	// Binaries maps an image repository (the image without its tag or
 	// digest) to the host binary that is its entrypoint.
 	Binaries map[string]string
+	// Images maps an image repository to an image (LoadImage) that the
+	// kubelet unpacks per pod and runs as a container runtime would: the
+	// entrypoint and cmd from the image unless the container overrides
+	// them, chrooted into the unpacked filesystem, as the image's USER
+	// unless the pod's securityContext sets another, with the volumes
+	// and the ServiceAccount token mounted inside.
+	Images map[string]*Image
 	// Env is added to every container's environment (what a mutating
 	// webhook such as EKS Pod Identity's would inject: AWS endpoints and
 	// credentials, here the emulator's).
@@ -80,6 +88,8 @@ type FakeKubelet struct {
 	runs   map[types.UID]*podRun
 	usedIP map[string]bool
 	notes  map[string]bool // log lines said once
+	// cannotStart: pods whose container failed to start from its image.
+	cannotStart map[types.UID]bool
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -87,6 +97,7 @@ type FakeKubelet struct {
 
 type podRun struct {
 	name, ip, dir string
+	root          string // the unpacked image (image mode), else ""
 	uid           types.UID
 	proc          *Process
 	started       time.Time
@@ -110,7 +121,7 @@ func StartFakeKubelet(t testing.TB, c *Cluster, opts KubeletOptions) *FakeKubele
 		opts.NodeName = "e2e-node-1"
 	}
 	k := &FakeKubelet{c: c, t: t, opts: opts, runs: map[types.UID]*podRun{}, usedIP: map[string]bool{},
-		notes: map[string]bool{}, done: make(chan struct{})}
+		notes: map[string]bool{}, cannotStart: map[types.UID]bool{}, done: make(chan struct{})}
 	k.registerNode(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	k.cancel = cancel
@@ -280,6 +291,12 @@ func (k *FakeKubelet) syncPod(ctx context.Context, pod *corev1.Pod) error {
 		return nil
 
 	case r == nil:
+		k.mu.Lock()
+		failed := k.cannotStart[pod.UID]
+		k.mu.Unlock()
+		if failed {
+			return nil
+		}
 		return k.startPod(ctx, pod)
 	}
 
@@ -318,16 +335,22 @@ func (k *FakeKubelet) startPod(ctx context.Context, pod *corev1.Pod) error {
 		return fmt.Errorf("the fake kubelet runs pods of exactly one container, no init containers")
 	}
 	ctr := pod.Spec.Containers[0]
-	image := ctr.Image
+	image, digest := ctr.Image, ""
 	if i := strings.IndexByte(image, '@'); i >= 0 {
-		image = image[:i]
+		image, digest = image[:i], image[i+1:]
 	}
 	if i := strings.LastIndexByte(image, ':'); i > strings.LastIndexByte(image, '/') {
 		image = image[:i]
 	}
+	img := k.opts.Images[image]
 	bin, ok := k.opts.Binaries[image]
-	if !ok {
-		return fmt.Errorf("no binary for image %s", ctr.Image)
+	if !ok && img == nil {
+		return fmt.Errorf("no binary or image for %s", ctr.Image)
+	}
+	// A pull by digest finds the index or the platform image, nothing else.
+	if img != nil && digest != "" && digest != img.IndexDigest.String() && digest != img.Digest.String() {
+		return fmt.Errorf("image %s not found: the layout %s holds index %s (%s: %s)", ctr.Image, img.Layout,
+			img.IndexDigest, img.Platform, img.Digest)
 	}
 
 	// Volumes: a pod stays in ContainerCreating until its Secrets exist.
@@ -376,6 +399,12 @@ func (k *FakeKubelet) startPod(ctx context.Context, pod *corev1.Pod) error {
 	for name, sv := range r.secrets {
 		sv.dir = filepath.Join(r.dir, "volumes", name)
 	}
+	if img != nil {
+		if err := k.prepareRoot(pod, ctr, img, r); err != nil {
+			release()
+			return err
+		}
+	}
 	if err := k.syncSecrets(ctx, pod, r); err != nil {
 		release()
 		return err
@@ -391,27 +420,52 @@ func (k *FakeKubelet) startPod(ctx context.Context, pod *corev1.Pod) error {
 		release()
 		return fmt.Errorf("TokenRequest for ServiceAccount %s: %w", pod.Spec.ServiceAccountName, err)
 	}
-	tokenFile, kubeconfig := filepath.Join(r.dir, "token"), filepath.Join(r.dir, "kubeconfig")
-	if err := os.WriteFile(tokenFile, []byte(tr.Status.Token), 0o644); err != nil {
-		release()
-		return err
+	var argv, env []string
+	opts := ProcessOptions{Dir: r.dir}
+	if img != nil {
+		// In-cluster configuration, as the projected token volume and the
+		// kubernetes Service's env give it to every pod.
+		if err := k.mountServiceAccount(pod, r, tr.Status.Token); err != nil {
+			release()
+			return err
+		}
+		if argv, env, opts, err = k.imageCommand(pod, ctr, img, r); err != nil {
+			release()
+			return err
+		}
+	} else {
+		tokenFile, kubeconfig := filepath.Join(r.dir, "token"), filepath.Join(r.dir, "kubeconfig")
+		if err := os.WriteFile(tokenFile, []byte(tr.Status.Token), 0o644); err != nil {
+			release()
+			return err
+		}
+		if err := k.c.TokenKubeconfig(kubeconfig, tokenFile); err != nil {
+			release()
+			return err
+		}
+		if err := os.Chmod(kubeconfig, 0o644); err != nil {
+			release()
+			return err
+		}
+		if argv, env, err = k.containerCommand(pod, ctr, bin, r); err != nil {
+			release()
+			return err
+		}
+		env = append(CleanEnv(), append(env, "KUBECONFIG="+kubeconfig)...)
 	}
-	if err := k.c.TokenKubeconfig(kubeconfig, tokenFile); err != nil {
+	opts.Env = env
+	proc, err := k.c.NS.StartProcess(k.c.LogDir, "pod-"+pod.Name, opts, argv...)
+	if err != nil && img != nil {
+		// The image cannot run this container (no such entrypoint, not
+		// executable): the runtime's CreateContainerError, a failure, not
+		// something a retry fixes.
 		release()
-		return err
+		k.mu.Lock()
+		k.cannotStart[pod.UID] = true
+		k.mu.Unlock()
+		k.t.Errorf("fake kubelet: pod %s: the container cannot start from image %s: %v", pod.Name, ctr.Image, err)
+		return nil
 	}
-	if err := os.Chmod(kubeconfig, 0o644); err != nil {
-		release()
-		return err
-	}
-
-	argv, env, err := k.containerCommand(pod, ctr, bin, r)
-	if err != nil {
-		release()
-		return err
-	}
-	env = append(CleanEnv(), append(env, "KUBECONFIG="+kubeconfig)...)
-	proc, err := k.c.NS.StartProcess(k.c.LogDir, "pod-"+pod.Name, ProcessOptions{Env: env, Dir: r.dir}, argv...)
 	if err != nil {
 		release()
 		return err
@@ -457,31 +511,9 @@ func (k *FakeKubelet) containerCommand(pod *corev1.Pod, ctr corev1.Container, bi
 		args = append(args, a)
 	}
 
-	var env []string
-	for _, e := range ctr.Env {
-		v := e.Value
-		if e.ValueFrom != nil {
-			if e.ValueFrom.FieldRef == nil {
-				return nil, nil, fmt.Errorf("env %s: only fieldRef is supported", e.Name)
-			}
-			switch e.ValueFrom.FieldRef.FieldPath {
-			case "metadata.namespace":
-				v = pod.Namespace
-			case "metadata.name":
-				v = pod.Name
-			case "metadata.uid":
-				v = string(pod.UID)
-			case "spec.nodeName":
-				v = pod.Spec.NodeName
-			case "spec.serviceAccountName":
-				v = pod.Spec.ServiceAccountName
-			case "status.podIP":
-				v = r.ip
-			default:
-				return nil, nil, fmt.Errorf("env %s: fieldRef %s is not supported", e.Name, e.ValueFrom.FieldRef.FieldPath)
-			}
-		}
-		env = append(env, e.Name+"="+v)
+	env, err := k.containerEnv(pod, ctr, r)
+	if err != nil {
+		return nil, nil, err
 	}
 	env = append(env, k.opts.Env...)
 
@@ -500,6 +532,186 @@ func (k *FakeKubelet) containerCommand(pod *corev1.Pod, ctr corev1.Container, bi
 			"--clear-groups", "--pdeathsig=keep", "--"}, argv...)
 	}
 	return argv, env, nil
+}
+
+// containerEnv is the env the container declares (values and fieldRefs).
+func (k *FakeKubelet) containerEnv(pod *corev1.Pod, ctr corev1.Container, r *podRun) ([]string, error) {
+	if len(ctr.EnvFrom) > 0 {
+		return nil, fmt.Errorf("container %s uses envFrom, which the fake kubelet does not support", ctr.Name)
+	}
+	var env []string
+	for _, e := range ctr.Env {
+		v := e.Value
+		if e.ValueFrom != nil {
+			if e.ValueFrom.FieldRef == nil {
+				return nil, fmt.Errorf("env %s: only fieldRef is supported", e.Name)
+			}
+			switch e.ValueFrom.FieldRef.FieldPath {
+			case "metadata.namespace":
+				v = pod.Namespace
+			case "metadata.name":
+				v = pod.Name
+			case "metadata.uid":
+				v = string(pod.UID)
+			case "spec.nodeName":
+				v = pod.Spec.NodeName
+			case "spec.serviceAccountName":
+				v = pod.Spec.ServiceAccountName
+			case "status.podIP":
+				v = r.ip
+			default:
+				return nil, fmt.Errorf("env %s: fieldRef %s is not supported", e.Name, e.ValueFrom.FieldRef.FieldPath)
+			}
+		}
+		env = append(env, e.Name+"="+v)
+	}
+	return env, nil
+}
+
+// prepareRoot unpacks img into the pod's folder and points each secret
+// volume at its mount path inside it. With readOnlyRootFilesystem, every
+// folder of the image loses its write bits, which for the non-root user
+// the container runs as is what a read-only mount is.
+func (k *FakeKubelet) prepareRoot(pod *corev1.Pod, ctr corev1.Container, img *Image, r *podRun) error {
+	r.root = filepath.Join(r.dir, "rootfs")
+	start := time.Now()
+	if err := img.Unpack(r.root); err != nil {
+		return fmt.Errorf("unpacking image %s: %w", ctr.Image, err)
+	}
+	if sc := ctr.SecurityContext; sc != nil && ptr.Deref(sc.ReadOnlyRootFilesystem, false) {
+		err := filepath.WalkDir(r.root, func(p string, d os.DirEntry, err error) error {
+			if err != nil || !d.IsDir() {
+				return err
+			}
+			fi, err := d.Info()
+			if err != nil {
+				return err
+			}
+			return os.Chmod(p, fi.Mode()&^0o222)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	mounted := map[string]bool{}
+	for _, m := range ctr.VolumeMounts {
+		sv, ok := r.secrets[m.Name]
+		if !ok {
+			continue
+		}
+		if m.SubPath != "" || mounted[m.Name] {
+			return fmt.Errorf("volume mount %s: subPath and repeated mounts are not supported", m.Name)
+		}
+		mounted[m.Name] = true
+		sv.dir = filepath.Join(r.root, filepath.FromSlash(m.MountPath))
+	}
+	k.t.Logf("fake kubelet: pod %s: unpacked image %s (%s, %s) in %v", pod.Name, ctr.Image, img.Platform, img.Digest,
+		time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// mountServiceAccount writes what the kubelet's projected volume holds —
+// the pod's bound token, the cluster CA, the namespace — where client-go's
+// in-cluster configuration reads it, unless the pod opts out.
+func (k *FakeKubelet) mountServiceAccount(pod *corev1.Pod, r *podRun, token string) error {
+	if !ptr.Deref(pod.Spec.AutomountServiceAccountToken, true) {
+		return nil
+	}
+	dir := filepath.Join(r.root, "var", "run", "secrets", "kubernetes.io", "serviceaccount")
+	return atomicWrite(dir, map[string][]byte{
+		"token": []byte(token), "ca.crt": k.c.CAPEM, "namespace": []byte(pod.Namespace),
+	}, 0o644)
+}
+
+// imageCommand is how a container runtime runs ctr from img: the
+// container's command replaces the image's entrypoint (and drops its cmd),
+// its args replace the cmd; the image's env comes first; it runs chrooted
+// into the unpacked image, in its working folder, as the pod's
+// runAsUser/runAsGroup or else the image's USER — refused, as the kubelet
+// refuses it, when runAsNonRoot is set and that user is root or a name.
+func (k *FakeKubelet) imageCommand(pod *corev1.Pod, ctr corev1.Container, img *Image, r *podRun) ([]string, []string, ProcessOptions, error) {
+	var opts ProcessOptions
+	argv := append(append([]string{}, img.Config.Entrypoint...), img.Config.Cmd...)
+	switch {
+	case len(ctr.Command) > 0:
+		argv = append(append([]string{}, ctr.Command...), ctr.Args...)
+	case len(ctr.Args) > 0:
+		argv = append(append([]string{}, img.Config.Entrypoint...), ctr.Args...)
+	}
+	if len(argv) == 0 {
+		return nil, nil, opts, fmt.Errorf("image %s has no entrypoint or cmd, and container %s sets no command", ctr.Image, ctr.Name)
+	}
+	if !strings.HasPrefix(argv[0], "/") {
+		return nil, nil, opts, fmt.Errorf("container %s runs %q: the fake kubelet resolves absolute paths only", ctr.Name, argv[0])
+	}
+
+	imgUID, imgGID, numeric, err := ImageUser(r.root, img.Config.User)
+	if err != nil {
+		return nil, nil, opts, err
+	}
+	uid, gid := imgUID, imgGID
+	podUID, podGID := runAs(pod, ctr)
+	if podUID != nil {
+		uid = *podUID
+		if podGID == nil {
+			gid = uid // the runtime's default group for a numeric user with no passwd entry
+			if fields, err := lookupUID(filepath.Join(r.root, "etc", "passwd"), uid); err == nil {
+				gid, _ = strconv.ParseInt(fields[3], 10, 64)
+			}
+		}
+	}
+	if podGID != nil {
+		gid = *podGID
+	}
+	if runAsNonRoot(pod, ctr) {
+		switch {
+		case podUID == nil && !numeric:
+			return nil, nil, opts, fmt.Errorf("container %s has runAsNonRoot and image has non-numeric user (%s), cannot verify user is non-root", ctr.Name, img.Config.User)
+		case uid == 0:
+			return nil, nil, opts, fmt.Errorf("container %s has runAsNonRoot and image will run as root", ctr.Name)
+		}
+	}
+	var groups []uint32
+	if sc := pod.Spec.SecurityContext; sc != nil {
+		for _, g := range sc.SupplementalGroups {
+			groups = append(groups, uint32(g))
+		}
+		if sc.FSGroup != nil {
+			groups = append(groups, uint32(*sc.FSGroup))
+		}
+	}
+
+	env := append([]string{}, img.Config.Env...)
+	cenv, err := k.containerEnv(pod, ctr, r)
+	if err != nil {
+		return nil, nil, opts, err
+	}
+	env = append(env, cenv...)
+	host, port, err := net.SplitHostPort(strings.TrimPrefix(k.c.Server, "https://"))
+	if err != nil {
+		return nil, nil, opts, fmt.Errorf("apiserver address %s: %w", k.c.Server, err)
+	}
+	env = append(env, "KUBERNETES_SERVICE_HOST="+host, "KUBERNETES_SERVICE_PORT="+port)
+	env = append(env, k.opts.Env...)
+
+	opts.Root = r.root
+	opts.Dir = img.Config.WorkingDir
+	if opts.Dir == "" {
+		opts.Dir = "/"
+	}
+	opts.Credential = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: groups}
+	return argv, env, opts, nil
+}
+
+func runAsNonRoot(pod *corev1.Pod, ctr corev1.Container) bool {
+	v := false
+	if sc := pod.Spec.SecurityContext; sc != nil && sc.RunAsNonRoot != nil {
+		v = *sc.RunAsNonRoot
+	}
+	if sc := ctr.SecurityContext; sc != nil && sc.RunAsNonRoot != nil {
+		v = *sc.RunAsNonRoot
+	}
+	return v
 }
 
 func runAs(pod *corev1.Pod, ctr corev1.Container) (uid, gid *int64) {

@@ -189,6 +189,32 @@ func (n *NetNS) Do(fn func() error) error {
 	return <-errc
 }
 
+// onThisThread runs fn with the calling thread, which must be locked to
+// its goroutine (the spawn thread is), inside the namespace; a child forked
+// by fn starts there. The thread is switched back before it returns.
+func (n *NetNS) onThisThread(fn func() error) error {
+	home, err := os.Open("/proc/thread-self/ns/net")
+	if err != nil {
+		return err
+	}
+	defer func() { _ = home.Close() }()
+	target, err := os.Open(n.path)
+	if err != nil {
+		return err
+	}
+	err = setns(target)
+	_ = target.Close()
+	if err != nil {
+		return fmt.Errorf("setns %s: %w", n.path, err)
+	}
+	fnErr := fn()
+	if err := setns(home); err != nil {
+		// The spawn thread would start later children in the namespace.
+		panic(fmt.Sprintf("setns back to the host namespace: %v", err))
+	}
+	return fnErr
+}
+
 func setns(f *os.File) error {
 	if _, _, errno := syscall.RawSyscall(sysSetns, f.Fd(), syscall.CLONE_NEWNET, 0); errno != 0 {
 		return errno
@@ -229,8 +255,14 @@ type Process struct {
 type ProcessOptions struct {
 	// Env is the whole environment of the process (nil: the test's).
 	Env []string
-	// Dir is its working directory.
+	// Dir is its working directory (inside Root when Root is set).
 	Dir string
+	// Root, when set, is the root folder the process runs in (chroot, as
+	// a container's): argv[0] is a path inside it.
+	Root string
+	// Credential, when set, is the user, group and supplementary groups
+	// the process runs as (set after the chroot, before the exec).
+	Credential *syscall.Credential
 }
 
 // spawn runs fn on one OS thread that stays locked for the life of the test
@@ -283,13 +315,24 @@ func (n *NetNS) StartProcess(logDir, name string, opts ProcessOptions, argv ...s
 	if err != nil {
 		return nil, fmt.Errorf("log of %s: %w", name, err)
 	}
-	p.cmd = exec.Command("ip", append([]string{"netns", "exec", n.Name}, argv...)...)
+	// Its own process group; killed with the test binary if that dies.
+	attr := &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	start := func() error { return p.cmd.Start() }
+	if opts.Root == "" && opts.Credential == nil {
+		p.cmd = exec.Command("ip", append([]string{"netns", "exec", n.Name}, argv...)...)
+	} else {
+		// `ip netns exec` would have to exist in the new root: fork from
+		// the spawn thread switched into the namespace instead, chroot and
+		// drop to the credential in the child.
+		p.cmd = &exec.Cmd{Path: argv[0], Args: argv}
+		attr.Chroot, attr.Credential = opts.Root, opts.Credential
+		start = func() error { return n.onThisThread(p.cmd.Start) }
+	}
+	p.cmd.SysProcAttr = attr
 	p.cmd.Env = opts.Env
 	p.cmd.Dir = opts.Dir
 	p.cmd.Stdout, p.cmd.Stderr = logf, logf
-	// Its own process group; killed with the test binary if that dies.
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	spawn(func() { err = p.cmd.Start() })
+	spawn(func() { err = start() })
 	if err != nil {
 		logf.Close()
 		return nil, fmt.Errorf("starting %s (%s): %w", name, strings.Join(argv, " "), err)

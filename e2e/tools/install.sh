@@ -16,6 +16,8 @@
 #                 cert-manager-cainjector (thin mains, e2e/tools/certmanager)
 #                 and crds/*.yaml (apply with kubectl apply --server-side: the
 #                 Issuer CRDs are too big for client-side apply)
+#   prometheus-operator  the prometheus-operator-<version> folder: crds/*.yaml,
+#                 the monitoring.coreos.com CRDs (apply --server-side too)
 # Everything else (build chatter) goes to stderr.
 #
 # Cache root: $AWS_AUTH_WEBHOOK_CACHE, default ~/.cache/aws-auth-webhook.
@@ -38,6 +40,11 @@ K8S_VERSION=v1.37.1   # k8s.io/kubernetes; e2e/tools/kube/pin.sh rewrites its go
 ETCD_VERSION=v3.7.0   # go.etcd.io/etcd/server/v3
 HELM_VERSION=v3.22.0  # helm.sh/helm/v3, go install'ed (no tools module)
 CERT_MANAGER_VERSION=v1.21.2 # github.com/cert-manager/cert-manager; e2e/tools/certmanager
+# github.com/prometheus-operator/prometheus-operator: its CRDs (ServiceMonitor,
+# PrometheusRule, ...) from the module source; v0.85.0 is the newest root-module
+# version the proxy serves. The go.sum hash of that zip, checked on download:
+PROMETHEUS_OPERATOR_VERSION=v0.85.0
+PROMETHEUS_OPERATOR_SUM=h1:M5xLCLEoaW2IJfnuCwFzzpL+jSVQu3KGT84Pye+fW8s=
 # ------------------------------------------------------------------------------
 
 TOOLS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
@@ -150,12 +157,13 @@ go_mod_file() {
 # target_<name> function here, and its name in ALL or INSTALL.
 
 ALL=(kube etcd)                          # all: the envtest assets
-INSTALL=("${ALL[@]}" helm cert-manager)  # install: + the Helm install e2e
+INSTALL=("${ALL[@]}" helm cert-manager prometheus-operator) # install: + the Helm install e2e
 
 k8s_dir() { printf 'k8s-%s' "$K8S_VERSION"; }
 etcd_dir() { printf 'etcd-%s' "$ETCD_VERSION"; }
 helm_dir() { printf 'helm-%s' "$HELM_VERSION"; }
 cert_manager_dir() { printf 'cert-manager-%s' "$CERT_MANAGER_VERSION"; }
+prometheus_operator_dir() { printf 'prometheus-operator-%s' "$PROMETHEUS_OPERATOR_VERSION"; }
 
 target_kube() {
 	require_pin kube k8s.io/kubernetes "$K8S_VERSION"
@@ -221,6 +229,33 @@ target_cert_manager() {
 		TMP_FILES+=("$tmp")
 		mkdir -p "$tmp"
 		cp "$dir"/deploy/crds/*.yaml "$tmp/"
+		chmod u+w "$tmp"/*.yaml
+		mv -T "$tmp" "$out/crds"
+		log "copied $(ls "$out/crds" | wc -l) CRDs to $out/crds"
+	else
+		log "have $out/crds"
+	fi
+	OUT=$out
+}
+
+# The Prometheus Operator's CRDs, from its module (example/prometheus-operator-crd),
+# fetched through the Go module proxy (checked against the checksum database
+# and the pinned hash above); nothing is built.
+target_prometheus_operator() {
+	local out="$CACHE/$(prometheus_operator_dir)"
+	if [[ ! -d $out/crds ]]; then
+		local mod="github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION" json dir sum
+		json=$(cd / && GOWORK=off GOFLAGS=-mod=mod go mod download -json "$mod") || die "go mod download $mod failed"
+		dir=$(sed -n 's/^[[:space:]]*"Dir": "\(.*\)",*$/\1/p' <<<"$json")
+		sum=$(sed -n 's/^[[:space:]]*"Sum": "\(.*\)",*$/\1/p' <<<"$json")
+		[[ $sum == "$PROMETHEUS_OPERATOR_SUM" ]] || die "$mod has hash $sum, install.sh pins $PROMETHEUS_OPERATOR_SUM"
+		[[ -d $dir/example/prometheus-operator-crd ]] || die "no example/prometheus-operator-crd in $mod ($dir)"
+		mkdir -p "$out"
+		rm -rf "$out/.crds.tmp."*
+		local tmp="$out/.crds.tmp.$$"
+		TMP_FILES+=("$tmp")
+		mkdir -p "$tmp"
+		cp "$dir"/example/prometheus-operator-crd/*.yaml "$tmp/"
 		chmod u+w "$tmp"/*.yaml
 		mv -T "$tmp" "$out/crds"
 		log "copied $(ls "$out/crds" | wc -l) CRDs to $out/crds"

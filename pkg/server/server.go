@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"sync/atomic"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/certwatcher"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -72,6 +74,14 @@ func Run(ctx context.Context, restConfig *rest.Config, opts Options, log logr.Lo
 	identity := startupLookup(lookupCtx, resolver, opts.NodeRoleARNs, log)
 	cancel()
 
+	// The serving certificate, reloaded when cert-manager rewrites it; its
+	// validity is exported so that an expiry can be alerted on.
+	certs, err := certwatcher.New(filepath.Join(opts.CertDir, "tls.crt"), filepath.Join(opts.CertDir, "tls.key"))
+	if err != nil {
+		return fmt.Errorf("reading the serving certificate from --cert-dir %s: %w", opts.CertDir, err)
+	}
+	certs.RegisterCallback(audit.Register(metrics.Registry, newServingCertificate()).observe)
+
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		return err
@@ -86,9 +96,10 @@ func Run(ctx context.Context, restConfig *rest.Config, opts Options, log logr.Lo
 		LeaderElectionNamespace:       opts.LeaderElectionNS,
 		LeaderElectionReleaseOnCancel: true,
 		WebhookServer: webhook.NewServer(webhook.Options{
-			Port:    opts.Port,
-			CertDir: opts.CertDir,                   // tls.crt and tls.key, reloaded when they change
-			TLSOpts: []func(*tls.Config){hardenTLS}, // TLS 1.2+, AEAD suites, HTTP/1.1
+			Port: opts.Port,
+			// TLS 1.2+, AEAD suites, HTTP/1.1; the certificate from certs
+			// (controller-runtime then starts no watcher of its own).
+			TLSOpts: []func(*tls.Config){hardenTLS, func(c *tls.Config) { c.GetCertificate = certs.GetCertificate }},
 		}),
 	})
 	if err != nil {
@@ -117,6 +128,9 @@ func Run(ctx context.Context, restConfig *rest.Config, opts Options, log logr.Lo
 	if err := mgr.Add(loop); err != nil {
 		return err
 	}
+	if err := mgr.Add(certs); err != nil { // watches on every replica
+		return err
+	}
 	if err := addAccessEntries(mgr, restConfig, awsConfig, resolver, auditor, opts, identity.nodeRoles, log); err != nil {
 		return err
 	}
@@ -134,12 +148,13 @@ func Run(ctx context.Context, restConfig *rest.Config, opts Options, log logr.Lo
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return err
 	}
-	if err := mgr.AddReadyzCheck("webhook", srv.StartedChecker()); err != nil {
-		return err
+	readyChecks := []readyCheck{{"webhook", srv.StartedChecker()}, {"identity", identity.check}}
+	for _, c := range readyChecks {
+		if err := mgr.AddReadyzCheck(c.name, c.check); err != nil {
+			return err
+		}
 	}
-	if err := mgr.AddReadyzCheck("identity", identity.check); err != nil {
-		return err
-	}
+	audit.Register(metrics.Registry, prometheus.Collector(newReadiness(readyChecks)))
 	log.Info("serving", "port", opts.Port, "namespace", opts.Namespace, "configmap", opts.ConfigMap,
 		"nodeRoles", identity.nodeRoles, "account", identity.account, "leaderElection", opts.LeaderElection,
 		"accessEntries", string(opts.AccessEntries.Mode), "eksCluster", opts.AccessEntries.ClusterName)

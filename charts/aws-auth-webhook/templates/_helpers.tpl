@@ -44,3 +44,29 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 - name: only-the-guarded-configmap
   expression: '(request.operation == "DELETE" ? oldObject : object).metadata.name == {{ .Values.guardedConfigMap.name | quote }}'
 {{- end -}}
+
+{{/* The image, by digest when one is given. */}}
+{{- define "aws-auth-webhook.image" -}}
+{{- if .Values.image.digest -}}
+{{ .Values.image.repository }}@{{ .Values.image.digest }}
+{{- else -}}
+{{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
+{{- end -}}
+{{- end -}}
+
+{{/* Seconds in a Go duration ("5m", "1h30m", "360h"), rounded down. */}}
+{{- define "aws-auth-webhook.seconds" -}}
+{{- $unit := dict "ns" 0.000000001 "us" 0.000001 "µs" 0.000001 "ms" 0.001 "s" 1.0 "m" 60.0 "h" 3600.0 -}}
+{{- $total := 0.0 -}}
+{{- range regexFindAll "[0-9]+(\\.[0-9]+)?(ns|us|µs|ms|s|m|h)" . -1 -}}
+{{- $n := regexFind "^[0-9]+(\\.[0-9]+)?" . -}}
+{{- $total = addf $total (mulf (float64 $n) (get $unit (trimPrefix $n .))) -}}
+{{- end -}}
+{{- floor $total | int64 -}}
+{{- end -}}
+
+{{/* PromQL label matchers that pick this release's series: job and
+namespace as the chart's ServiceMonitor sets them, unless overridden. */}}
+{{- define "aws-auth-webhook.alertSelector" -}}
+{{- default (printf "job=%q, namespace=%q" (include "aws-auth-webhook.fullname" .) .Release.Namespace) .Values.prometheusRule.selector -}}
+{{- end -}}
