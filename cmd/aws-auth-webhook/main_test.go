@@ -278,3 +278,28 @@ func TestHelp(t *testing.T) {
 		}
 	}
 }
+
+// TestBadNodeRoleRefusedAtStart: a --node-role-arn the engine would refuse
+// (an unknown partition passed the SDK's arn.Parse, and every write of
+// aws-auth then failed) stops serve and render before anything else, with
+// the flag, the reason and the fix.
+func TestBadNodeRoleRefusedAtStart(t *testing.T) {
+	for _, bad := range []string{"arn:aws-foo:iam::111122223333:role/eks-node", "arn:aws:iam::111122223333:user/eks-node", "eks-node"} {
+		for _, args := range [][]string{
+			{"serve", "--node-role-arn", bad, "--kubeconfig", "/nonexistent"},
+			{"render", "-f", "-", "--node-role-arn", bad},
+		} {
+			r := runCLI(t, nil, input, args...)
+			if r.code != 2 || r.stdout != "" || !strings.Contains(r.stderr, "--node-role-arn \""+bad+"\"") {
+				t.Errorf("%v: exit %d, stdout %q, stderr %q; want 2 naming the flag", args, r.code, r.stdout, r.stderr)
+			}
+			if strings.Contains(r.stderr, "Kubernetes configuration") || strings.Contains(r.stderr, "AWS") {
+				t.Errorf("%v: got past the flag check: %s", args, r.stderr)
+			}
+		}
+	}
+	r := runCLI(t, nil, input, "serve", "--node-role-arn", "arn:aws-foo:iam::111122223333:role/eks-node")
+	if !strings.Contains(r.stderr, `partition "aws-foo"`) || !strings.Contains(r.stderr, "aws, aws-cn or aws-us-gov") {
+		t.Errorf("the message does not say what is wrong and how to fix it: %s", r.stderr)
+	}
+}

@@ -48,6 +48,9 @@ const (
 	// ActionResyncFailed: the loop could not do its work (IAM down, object
 	// invalid); nothing was written.
 	ActionResyncFailed Action = "ResyncFailed"
+	// ActionRepaired: admission put back what an admitted edit removed (a
+	// configured node-role entry), and said so in a warning.
+	ActionRepaired Action = "Repaired"
 )
 
 // Operations for Record.Operation besides the admission ones (CREATE,

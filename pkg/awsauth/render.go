@@ -1,6 +1,8 @@
 package awsauth
 
 import (
+	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/iamarn"
+
 	"context"
 	"fmt"
 	"sort"
@@ -30,8 +32,26 @@ type Result struct {
 	// Changed lists the data keys whose text changed, sorted.
 	Changed  []string
 	Findings Findings
-	// Roles and Users are the mappings the authenticator loads from Data.
+	// Roles and Users are the mappings the authenticator loads from Data,
+	// and Accounts the account IDs of mapAccounts.
 	Roles, Users []Mapping
+	Accounts     []string
+	// AddedNodeRoles are the node roles Render added an entry for.
+	AddedNodeRoles []string
+}
+
+// AsLoaded is the Result as the authenticator loads it. It is exact for a
+// Result without errors: what the engine admits, the authenticator loads
+// exactly so (the differential test holds the engine to that).
+func (r *Result) AsLoaded() *Loaded {
+	l := &Loaded{Accounts: r.Accounts, Errors: map[string]error{}}
+	for _, m := range r.Roles {
+		l.Roles = append(l.Roles, LoadedMapping{ARN: m.ARN, Username: m.Username, Groups: m.Groups})
+	}
+	for _, m := range r.Users {
+		l.Users = append(l.Users, LoadedMapping{ARN: m.ARN, Username: m.Username, Groups: m.Groups})
+	}
+	return l
 }
 
 // Mapping is one entry as the authenticator will load it.
@@ -184,6 +204,7 @@ func render(ctx context.Context, data map[string]string, r Resolver, opts Option
 	v.validateData(out, opts.ExtraBytes, final)
 	all := append(rw.findings, parseFindings...)
 	res := newResult(out, changed, final, append(all, v.findings...))
+	res.AddedNodeRoles = rw.addedNodeRoles
 	return &rendered{res: res, final: final, parseFindings: parseFindings, validation: v.findings}, nil
 }
 
@@ -222,6 +243,9 @@ func parseData(data map[string]string) ([]*section, Findings) {
 func newResult(data map[string]string, changed []string, secs []*section, findings Findings) *Result {
 	res := &Result{Data: data, Changed: changed, Findings: findings}
 	for _, s := range secs {
+		if s.key == KeyMapAccounts {
+			res.Accounts = s.accounts
+		}
 		for _, e := range s.entries {
 			if !e.isMapping {
 				continue
@@ -266,10 +290,11 @@ type rewriter struct {
 	editors  map[string]*editor
 	findings Findings
 
-	account  Account
-	resolved map[string]string // permission set → role ARN
-	missing  map[string]bool   // permission sets that do not exist
-	existing []string
+	account        Account
+	addedNodeRoles []string
+	resolved       map[string]string // permission set → role ARN
+	missing        map[string]bool   // permission sets that do not exist
+	existing       []string
 }
 
 func (rw *rewriter) editor(s *section) *editor {
@@ -303,7 +328,7 @@ func (rw *rewriter) resolve(ctx context.Context, r Resolver) error {
 			if v, ok := e.str(arnField(s.key)); ok && strings.Contains(v, AccountIDPlaceholder) {
 				needAccount = true
 			}
-			if ps, ok := e.str(fieldPermissionSet); ok && s.key == KeyMapRoles && permissionSetPattern.MatchString(ps) && !seen[ps] {
+			if ps, ok := e.str(fieldPermissionSet); ok && s.key == KeyMapRoles && iamarn.ValidPermissionSetName(ps) && !seen[ps] {
 				seen[ps] = true
 				names = append(names, ps)
 			}
@@ -432,11 +457,15 @@ func (rw *rewriter) ensureNodeRoles(nodeRoles []string) {
 	}
 	for _, role := range nodeRoles {
 		a, _ := parseIAMARN(role, false)
-		if mapped[a.identityKey()] {
+		if mapped[a.IdentityKey()] {
 			continue
 		}
 		rw.editor(s).appendNodeRoleEntry(role)
-		mapped[a.identityKey()] = true
+		mapped[a.IdentityKey()] = true
+		rw.addedNodeRoles = append(rw.addedNodeRoles, role)
+		rw.findings = append(rw.findings, Finding{Severity: SeverityWarning, Key: KeyMapRoles, Entry: fieldRoleARN + " " + role, Reason: "NodeRoleAdded",
+			Message: fmt.Sprintf("no entry mapped the node role %s, so one was added (username %s, groups %s).", role, NodeUsername, strings.Join(NodeGroups, ", ")),
+			Hint:    "nothing to do: nodes need this entry to join; the webhook keeps every configured node role mapped"})
 	}
 }
 
@@ -453,7 +482,7 @@ func collectRoleKeys(seq *yaml.Node, into map[string]bool) {
 		for i := 0; i+1 < len(item.Content); i += 2 {
 			if strings.EqualFold(item.Content[i].Value, fieldRoleARN) {
 				if a, err := parseIAMARN(item.Content[i+1].Value, false); err == nil {
-					into[a.identityKey()] = true
+					into[a.IdentityKey()] = true
 				}
 			}
 		}

@@ -3,6 +3,7 @@ package awsauth
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
@@ -12,10 +13,18 @@ import (
 
 // goldenCase is one file under testdata/render: a description, then
 // sections "-- options --", "-- in KEY --", "-- out KEY --", "-- findings --".
+// Each finding is written in full, "severity Reason: what lint prints", so
+// that every message the engine can give is in front of a reviewer; run
+// the test with UPDATE_GOLDEN=1 to rewrite the findings sections.
 type goldenCase struct {
 	nodeRoles []string
 	in, out   map[string]string
-	findings  []want
+	findings  []string
+}
+
+// goldenFinding is how a finding is written in a golden file.
+func goldenFinding(f Finding) string {
+	return fmt.Sprintf("%s %s: %s", f.Severity, f.Reason, f)
 }
 
 func readGolden(t testing.TB, path string) goldenCase {
@@ -39,7 +48,7 @@ func readGolden(t testing.TB, path string) goldenCase {
 		case name == "findings":
 			for _, line := range strings.Split(strings.TrimSpace(text), "\n") {
 				if line != "" {
-					gc.findings = append(gc.findings, want(line))
+					gc.findings = append(gc.findings, line)
 				}
 			}
 		case strings.HasPrefix(name, "in "):
@@ -76,7 +85,15 @@ func TestRenderGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			assertFindings(t, res.Findings, gc.findings)
+			var got []string
+			for _, f := range res.Findings {
+				got = append(got, goldenFinding(f))
+			}
+			if os.Getenv("UPDATE_GOLDEN") != "" {
+				updateGoldenFindings(t, file, got)
+			} else if strings.Join(got, "\n") != strings.Join(gc.findings, "\n") {
+				t.Errorf("findings:\n--- got ---\n%s\n--- want ---\n%s", strings.Join(got, "\n"), strings.Join(gc.findings, "\n"))
+			}
 			keys := map[string]bool{}
 			for k := range gc.out {
 				keys[k] = true
@@ -100,6 +117,27 @@ func TestRenderGolden(t *testing.T) {
 				t.Errorf("render is not idempotent: second pass changed %v", again.Changed)
 			}
 		})
+	}
+}
+
+// updateGoldenFindings rewrites the findings section of a golden file.
+func updateGoldenFindings(t *testing.T, file string, findings []string) {
+	t.Helper()
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(raw)
+	i := strings.Index(text, "-- findings --\n")
+	if i < 0 {
+		t.Fatalf("%s has no findings section", file)
+	}
+	text = text[:i] + "-- findings --\n"
+	for _, f := range findings {
+		text += f + "\n"
+	}
+	if err := os.WriteFile(file, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
 

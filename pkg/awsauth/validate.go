@@ -1,12 +1,14 @@
 package awsauth
 
 import (
+	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/charcheck"
+	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/iamarn"
+
 	"encoding/json"
 	"fmt"
 	"regexp"
 	"sort"
 	"strings"
-	"unicode"
 )
 
 // usernameTemplates are the only {{...}} placeholders the authenticator
@@ -37,20 +39,7 @@ func (v *validator) entryFinding(sev Severity, e *entry, field, reason, msg, hin
 // authenticator would ignore, and each section.
 func (v *validator) validateData(data map[string]string, extraBytes int, secs []*section) {
 	v.checkSize(data, extraBytes)
-	keys := make([]string, 0, len(data))
-	for k := range data {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		for _, want := range []string{KeyMapRoles, KeyMapUsers, KeyMapAccounts} {
-			if k != want && strings.EqualFold(k, want) {
-				v.add(Finding{Severity: SeverityError, Key: k, Reason: "IgnoredKey",
-					Message: fmt.Sprintf("the data key %q is ignored by the authenticator (data keys are case-sensitive), so none of its mappings would load.", k),
-					Hint:    fmt.Sprintf("rename it to %s", want)})
-			}
-		}
-	}
+	v.findings = append(v.findings, checkDataKeys(data)...)
 	for _, s := range secs {
 		if s.broken {
 			continue
@@ -82,14 +71,19 @@ func (v *validator) checkSize(data map[string]string, extraBytes int) bool {
 
 func (v *validator) validateAccounts(s *section) {
 	for i, a := range s.accounts {
-		if !accountIDPattern.MatchString(a) {
-			line := 0
-			if i < len(s.seq.Content) {
-				line = s.seq.Content[i].Line
-			}
+		line := 0
+		if i < len(s.seq.Content) {
+			line = s.seq.Content[i].Line
+		}
+		if p := charcheck.Value(a); p != nil {
+			v.add(Finding{Severity: SeverityError, Key: s.key, Index: intp(i), Line: line, Reason: p.Reason,
+				Message: fmt.Sprintf("the account ID %q holds %s.", a, p.Msg), Hint: p.Hint})
+			continue
+		}
+		if !iamarn.ValidAccountID(a) {
 			v.add(Finding{Severity: SeverityError, Key: s.key, Index: intp(i), Line: line, Reason: "InvalidAccountID",
-				Message: fmt.Sprintf("%q is not an AWS account ID.", a),
-				Hint:    "write the 12-digit account ID, quoted so leading zeros survive: - \"012345678901\""})
+				Message: fmt.Sprintf("%q is not an AWS account ID (12 digits); the authenticator loads it, and it never matches an account.", a),
+				Hint:    "write the 12-digit account ID, e.g. - \"111122223333\""})
 		}
 	}
 }
@@ -129,42 +123,13 @@ func arnField(key string) string {
 }
 
 // validateFields checks the fields every entry shares: spelling, types,
-// groups and the username.
+// characters, groups and the username.
 func (v *validator) validateFields(e *entry) {
-	known := knownFields[e.key]
-	names := make([]string, 0, len(e.written))
-	for k := range e.written {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	for _, k := range names {
-		spellings := e.written[k]
-		if len(spellings) > 1 {
-			sort.Strings(spellings)
-			v.entryFinding(SeverityError, e, k, "DuplicateField",
-				fmt.Sprintf("the keys %s all set %s (the authenticator ignores case), and only one of them wins.", strings.Join(quoteAll(spellings), " and "), k),
-				"keep one of them")
-			continue
-		}
-		if !contains(known, k) {
-			hint := "remove it, or check its spelling"
-			if near := nearest(k, known); near != "" {
-				hint = fmt.Sprintf("did you mean %q?", near)
-			}
-			v.entryFinding(SeverityWarning, e, spellings[0], "UnknownKey",
-				fmt.Sprintf("the key %q is not one the authenticator reads; it is ignored.", spellings[0]), hint)
-			continue
-		}
-		if spellings[0] != k {
-			v.entryFinding(SeverityWarning, e, k, "KeyCase",
-				fmt.Sprintf("the key %q works (the authenticator ignores case) but is unusual.", spellings[0]),
-				fmt.Sprintf("write it as %q", k))
-		}
-	}
-
+	v.checkFieldNames(e)
+	v.checkFieldCharacters(e)
 	for _, f := range []string{fieldRoleARN, fieldUserARN, fieldUsername, fieldPermissionSet} {
 		raw, ok := e.view[f]
-		if !ok || !contains(known, f) {
+		if !ok || !contains(knownFields[e.key], f) {
 			continue
 		}
 		if _, isString := e.str(f); !isString {
@@ -199,9 +164,107 @@ func (v *validator) validateFields(e *entry) {
 	}
 }
 
+// checkFieldNames is the field-name rule: a key the authenticator reads in
+// two spellings is an error, an unusual case a warning; an unknown key that
+// is a near miss of a field (group, usrname, role_arn, a look-alike or
+// invisible character) is an error, because the entry silently loses that
+// field; any other unknown key is a warning.
+func (v *validator) checkFieldNames(e *entry) {
+	known := knownFields[e.key]
+	names := make([]string, 0, len(e.written))
+	for k := range e.written {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		spellings := e.written[k]
+		if len(spellings) > 1 {
+			sort.Strings(spellings)
+			v.entryFinding(SeverityError, e, k, "DuplicateField",
+				fmt.Sprintf("the keys %s all set %s (the authenticator ignores case), and only one of them wins.", strings.Join(quoteAll(spellings), " and "), k),
+				"keep one of them")
+			continue
+		}
+		if !contains(known, k) {
+			holds := ""
+			if p := charcheck.Value(spellings[0]); p != nil {
+				holds = " (it holds " + p.Msg + ")"
+				if nearField(spellings[0], known) == "" {
+					// Not a near miss, but not plain either: most likely
+					// YAML syntax that only looks so (a look-alike ':').
+					v.entryFinding(SeverityError, e, spellings[0], p.Reason,
+						fmt.Sprintf("the key %q%s is not one the authenticator reads; it ignores it.", spellings[0], holds), p.Hint)
+					continue
+				}
+			}
+			if near := nearField(spellings[0], known); near != "" && !e.has(near) {
+				v.entryFinding(SeverityError, e, spellings[0], "MisspeltKey",
+					fmt.Sprintf("the key %q%s is not one the authenticator reads, so the entry has no %s: the authenticator ignores the key and loads the entry without it.", spellings[0], holds, near),
+					fmt.Sprintf("did you mean %q? rename the key to %s", near, near))
+				continue
+			}
+			hint := "remove it, or check its spelling"
+			if near := nearField(spellings[0], known); near != "" {
+				hint = fmt.Sprintf("did you mean %q? the entry already has %s, so remove the key", near, near)
+			}
+			v.entryFinding(SeverityWarning, e, spellings[0], "UnknownKey",
+				fmt.Sprintf("the key %q%s is not one the authenticator reads; it is ignored.", spellings[0], holds), hint)
+			continue
+		}
+		if spellings[0] != k {
+			v.entryFinding(SeverityWarning, e, k, "KeyCase",
+				fmt.Sprintf("the key %q works (the authenticator ignores case) but is unusual.", spellings[0]),
+				fmt.Sprintf("write it as %q", k))
+		}
+	}
+}
+
+// nearField returns the known field k is a near miss of (charcheck.Near),
+// or "".
+func nearField(k string, known []string) string { return charcheck.Near(k, known) }
+
+// checkFieldCharacters is the field-value character rule: the names the
+// authenticator and Kubernetes compare byte for byte — ARNs, usernames,
+// groups, permission sets — must not hold invisible, control or
+// look-alike characters (charcheck.Value): they make an entry that looks right
+// and matches nobody, or a group that looks privileged and is not.
+func (v *validator) checkFieldCharacters(e *entry) {
+	report := func(field, what string, p *charcheck.Problem) {
+		if e.badChars == nil {
+			e.badChars = map[string]bool{}
+		}
+		e.badChars[field] = true
+		v.entryFinding(SeverityError, e, field, p.Reason, fmt.Sprintf("%s holds %s.", what, p.Msg), p.Hint)
+	}
+	for _, f := range []string{fieldRoleARN, fieldUserARN, fieldUsername, fieldPermissionSet} {
+		if val, ok := e.str(f); ok {
+			if p := charcheck.Value(val); p != nil {
+				report(f, fmt.Sprintf("the %s %q", f, val), p)
+			}
+		}
+	}
+	if raw, ok := e.view[fieldGroups]; ok {
+		groups, _ := jsonStrings(raw)
+		for i, g := range groups {
+			if p := charcheck.Value(g); p != nil {
+				report(fieldGroups, fmt.Sprintf("group %d, %q,", i, g), p)
+				break
+			}
+		}
+	}
+}
+
 func (v *validator) validateGroups(e *entry) {
 	raw, ok := e.view[fieldGroups]
 	if !ok {
+		return
+	}
+	if string(raw) == "null" {
+		// `groups:` with nothing after it (or ~, null): the list that
+		// should follow is missing, or indented so that it is not there.
+		v.entryFinding(SeverityError, e, fieldGroups, "InvalidGroups",
+			"groups is empty ('groups:' with no list): the authenticator loads the entry with no groups at all.",
+			"list the groups under groups:, each on its own '- ' line indented below it, or write groups: [] if the entry is meant to have none")
 		return
 	}
 	var groups []json.RawMessage
@@ -223,9 +286,9 @@ func (v *validator) validateGroups(e *entry) {
 		case strings.TrimSpace(name) == "":
 			v.entryFinding(SeverityError, e, fieldGroups, "InvalidGroups",
 				fmt.Sprintf("group %d is empty.", i), "remove the empty '- ' line under groups")
-		case strings.IndexFunc(name, unicode.IsSpace) >= 0:
+		case strings.ContainsRune(name, ' '):
 			v.entryFinding(SeverityError, e, fieldGroups, "InvalidGroups",
-				fmt.Sprintf("the group %q contains whitespace: that is an indentation accident (several '- ' lines read as one group).", name),
+				fmt.Sprintf("the group %q contains a space: that is an indentation accident (several '- ' lines read as one group).", name),
 				"put each group on its own line, every '- ' at the same indentation under groups:")
 		}
 	}
@@ -256,12 +319,12 @@ func (v *validator) validateIdentity(e *entry) string {
 				fmt.Sprintf("%q is a role ARN; mapUsers matches IAM users only.", arnText), "move the entry to mapRoles and write it as rolearn")
 			return ""
 		}
-		return a.identityKey()
+		return a.IdentityKey()
 	}
 
 	// mapRoles
 	ps, hasPS := e.str(fieldPermissionSet)
-	if hasPS && !permissionSetPattern.MatchString(ps) {
+	if hasPS && !iamarn.ValidPermissionSetName(ps) {
 		v.entryFinding(SeverityError, e, fieldPermissionSet, "InvalidPermissionSet",
 			fmt.Sprintf("%q is not a valid permission set name.", ps),
 			"permission set names are 1-32 characters of letters, digits and +=,.@_-")
@@ -303,13 +366,16 @@ func (v *validator) validateIdentity(e *entry) string {
 			fmt.Sprintf("%q has the IAM path %q; the authenticator compares against the ARN without it and would never match.", arnText, a.Path),
 			fmt.Sprintf("write %s (render and the webhook strip the path for you)", a.Canonical()))
 	}
-	return a.identityKey()
+	return a.IdentityKey()
 }
 
 func (v *validator) arnFinding(e *entry, field string, err error) {
+	if e.badChars[field] {
+		return // the character rule said what is wrong, better
+	}
 	msg, hint := err.Error(), ""
-	if ae, ok := err.(*arnError); ok {
-		hint = ae.hint
+	if ae, ok := err.(*iamarn.Error); ok {
+		hint = ae.Hint
 	}
 	v.entryFinding(SeverityError, e, field, "InvalidARN", msg+".", hint)
 }
@@ -347,35 +413,4 @@ func quoteAll(ss []string) []string {
 		out[i] = fmt.Sprintf("%q", s)
 	}
 	return out
-}
-
-// nearest returns the known key within edit distance 2 of k, if any.
-func nearest(k string, known []string) string {
-	best, bestD := "", 3
-	for _, c := range known {
-		if d := editDistance(k, c); d < bestD {
-			best, bestD = c, d
-		}
-	}
-	return best
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }

@@ -218,23 +218,3 @@ func TestRenderRejectsUnreadableWithoutAWS(t *testing.T) {
 		t.Fatalf("made %d AWS calls for a broken document", r.lookups+r.accounts)
 	}
 }
-
-func TestPrincipalKey(t *testing.T) {
-	cases := map[string]string{
-		"arn:aws:iam::111122223333:role/Admin":                                  "arn:aws:iam::111122223333:role/admin",
-		"arn:aws:iam::111122223333:role/aws-reserved/sso.amazonaws.com/x/Admin": "arn:aws:iam::111122223333:role/admin",
-		"arn:aws:sts::111122223333:assumed-role/Admin/alice@example.com":        "arn:aws:iam::111122223333:role/admin",
-		"arn:aws-cn:iam::111122223333:user/team/Bob":                            "arn:aws-cn:iam::111122223333:user/bob",
-		"arn:aws:iam::111122223333:root":                                        "arn:aws:iam::111122223333:root",
-	}
-	for in, want := range cases {
-		if got, ok := PrincipalKey(in); !ok || got != want {
-			t.Errorf("PrincipalKey(%q) = %q, %v; want %q", in, got, ok, want)
-		}
-	}
-	for _, bad := range []string{"", "admin", "arn:aws:s3:::bucket", "arn:aws:iam::1:role/x"} {
-		if _, ok := PrincipalKey(bad); ok {
-			t.Errorf("PrincipalKey(%q) accepted", bad)
-		}
-	}
-}

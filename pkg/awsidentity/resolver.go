@@ -22,7 +22,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/aws/arn"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
@@ -35,6 +34,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/awsauth"
+	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/iamarn"
 )
 
 // Defaults for Options fields left zero.
@@ -337,14 +337,11 @@ func (r *Resolver) Account(ctx context.Context) (awsauth.Account, error) {
 }
 
 func accountFromARN(s string) (awsauth.Account, error) {
-	a, err := arn.Parse(s)
+	partition, account, err := iamarn.Account(s)
 	if err != nil {
-		return awsauth.Account{}, fmt.Errorf("caller ARN %q: %w", s, err)
+		return awsauth.Account{}, fmt.Errorf("caller ARN: %w", err)
 	}
-	if a.Partition == "" || !isAccountID(a.AccountID) {
-		return awsauth.Account{}, fmt.Errorf("caller ARN %q has no partition or 12-digit account", s)
-	}
-	return awsauth.Account{Partition: a.Partition, ID: a.AccountID}, nil
+	return awsauth.Account{Partition: partition, ID: account}, nil
 }
 
 // PermissionSetRoles resolves permission-set names to the canonical ARNs of
@@ -518,7 +515,7 @@ func (r *Resolver) walkPages(ctx context.Context) (*listing, error) {
 		}
 		for _, role := range out.Roles {
 			name := aws.ToString(role.RoleName)
-			ps, _, ok := ParseSSORoleName(name)
+			ps, _, ok := iamarn.ParseSSORoleName(name)
 			if !ok {
 				continue
 			}
@@ -574,14 +571,14 @@ func (r *Resolver) walkPages(ctx context.Context) (*listing, error) {
 // and account from the role's own ARN (falling back to STS if IAM sent
 // something unparseable), the path dropped.
 func (r *Resolver) canonicalFromListed(ctx context.Context, roleARN, roleName string) (string, error) {
-	if a, err := arn.Parse(roleARN); err == nil && a.Partition != "" && isAccountID(a.AccountID) {
-		return CanonicalRoleARN(a.Partition, a.AccountID, roleName), nil
+	if partition, account, err := iamarn.Account(roleARN); err == nil {
+		return iamarn.RoleARN(partition, account, roleName), nil
 	}
 	acct, err := r.Account(ctx)
 	if err != nil {
 		return "", fmt.Errorf("role %q: IAM returned ARN %q and the account is unknown: %w", roleName, roleARN, err)
 	}
-	return CanonicalRoleARN(acct.Partition, acct.ID, roleName), nil
+	return iamarn.RoleARN(acct.Partition, acct.ID, roleName), nil
 }
 
 // install makes l the newest listing and rebuilds the cache from it.

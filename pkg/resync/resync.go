@@ -434,7 +434,7 @@ func (l *Loop) attempt(ctx context.Context) (*pass, error) {
 func describeChanges(before, after *awsauth.Result, nodeRoles []string) ([]string, string) {
 	nodeKeys := map[string]bool{}
 	for _, n := range nodeRoles {
-		if k, ok := awsauth.PrincipalKey(n); ok {
+		if k, ok := awsauth.IdentityKey(n); ok {
 			nodeKeys[k] = true
 		}
 	}
@@ -456,7 +456,7 @@ func describeChanges(before, after *awsauth.Result, nodeRoles []string) ([]strin
 				other = true
 				entries = append(entries, fmt.Sprintf("%s[%d]: %s -> %s", key, m.Index, orNone(o.ARN), m.ARN))
 			default:
-				if k, ok := awsauth.PrincipalKey(m.ARN); ok && nodeKeys[k] && key == awsauth.KeyMapRoles {
+				if k, ok := awsauth.IdentityKey(m.ARN); ok && nodeKeys[k] && key == awsauth.KeyMapRoles {
 					nodeAdded = true
 					entries = append(entries, fmt.Sprintf("node role %s added", m.ARN))
 				} else {

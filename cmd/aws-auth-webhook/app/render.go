@@ -53,6 +53,11 @@ It needs iam:ListRoles and sts:GetCallerIdentity.`,
 			if err != nil {
 				return usageErrorf("%v", err)
 			}
+			for _, a := range nodeRoles {
+				if _, err := awsidentity.CanonicalNodeRole(a); err != nil {
+					return usageErrorf("%v", err)
+				}
+			}
 			stderr := cmd.ErrOrStderr()
 			if cm.Name != "aws-auth" || cm.Namespace != "" && cm.Namespace != "kube-system" {
 				fmt.Fprintf(stderr, "note: this is ConfigMap %s/%s; the authenticator reads kube-system/aws-auth\n", cm.Namespace, cm.Name)
