@@ -16,6 +16,8 @@ import (
 	yamlv2 "go.yaml.in/yaml/v2"
 	yaml "go.yaml.in/yaml/v3"
 	sigsyaml "sigs.k8s.io/yaml"
+
+	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/charcheck"
 )
 
 // The data keys the EKS authenticator reads. They are case-sensitive: a
@@ -69,8 +71,9 @@ type entry struct {
 	written map[string][]string
 	// strs holds, decoded once, the fields of view that are JSON strings.
 	strs map[string]string
-	// badChars marks the fields the character rule reported.
-	badChars map[string]bool
+	// badChars marks the fields the character rule reported, misspelt
+	// the fields a near-miss key stands for.
+	badChars, misspelt map[string]bool
 }
 
 // str returns a field's value when the authenticator reads it as a string.
@@ -145,14 +148,21 @@ func (e *entry) line(field string) int {
 	return 0
 }
 
-// label names the entry for people: its permission set, else its ARN.
+// label names the entry for people: its permission set, else its ARN
+// (quoted, with escapes, when it holds characters one cannot see).
 func (e *entry) label() string {
+	show := func(v string) string {
+		if charcheck.Value(v) != nil {
+			return fmt.Sprintf("%+q", v)
+		}
+		return v
+	}
 	if ps, ok := e.str(fieldPermissionSet); ok && ps != "" {
-		return "permissionset " + ps
+		return "permissionset " + show(ps)
 	}
 	for _, f := range []string{fieldRoleARN, fieldUserARN} {
 		if v, ok := e.str(f); ok && v != "" {
-			return f + " " + v
+			return f + " " + show(v)
 		}
 	}
 	return ""
@@ -292,7 +302,7 @@ func parseSection(key, text string) (*section, Findings) {
 		// The authenticator decodes mapAccounts with goyaml.v2 into []string.
 		if err := yamlv2.Unmarshal([]byte(text), &s.accounts); err != nil {
 			return fail(errorLine(err), "ReadDifferently",
-				fmt.Sprintf("the authenticator cannot read mapAccounts: %v", err),
+				fmt.Sprintf("the authenticator cannot read mapAccounts (%s): it would load no account from it.", yamlReason(err)),
 				"write mapAccounts as a list of quoted 12-digit account IDs")
 		}
 		return s, nil
@@ -327,12 +337,12 @@ func parseSection(key, text string) (*section, Findings) {
 		switch {
 		case item.Kind == yaml.ScalarNode && item.ShortTag() == "!!null":
 			findings = append(findings, Finding{Severity: SeverityError, Key: key, Index: intp(i), Line: item.Line,
-				Reason: "EmptyEntry", Message: fmt.Sprintf("entry %d is empty; the authenticator would load a mapping that matches nobody.", i),
+				Reason: "EmptyEntry", Message: fmt.Sprintf("entry %d is empty: the authenticator skips it (an entry needs a %s) and reports %s as broken.", i, arnField(key), key),
 				Hint: "remove the empty '- ' line or fill the entry in"})
 			continue
 		case item.Kind != yaml.MappingNode:
 			findings = append(findings, Finding{Severity: SeverityError, Key: key, Index: intp(i), Line: item.Line,
-				Reason: "NotAMapping", Message: fmt.Sprintf("entry %d is not a mapping of key: value lines; the authenticator cannot load it as a mapping.", i),
+				Reason: "NotAMapping", Message: fmt.Sprintf("entry %d is not a mapping of key: value lines: the authenticator cannot read it as an entry, skips it and reports %s as broken.", i, key),
 				Hint: "write the entry as 'key: value' lines under its '- '"})
 			continue
 		}

@@ -357,6 +357,7 @@ func (l *lookups) PermissionSetRoles(ctx context.Context, names []string) (Permi
 	l.lookupAsked, l.names, l.lookup, l.lookupErr = true, slices.Clone(names), ans, err
 	l.lookup.ARNs = maps.Clone(ans.ARNs)
 	l.lookup.Existing = slices.Clone(ans.Existing)
+	l.lookup.Ambiguous = maps.Clone(ans.Ambiguous)
 	return ans, err
 }
 
@@ -382,7 +383,8 @@ func (l *lookups) sameAnswers(ctx context.Context, r Resolver) bool {
 	}
 	if l.lookupAsked {
 		ans, err := r.PermissionSetRoles(ctx, l.names)
-		if err != nil || ans.Stale != nil || !maps.Equal(ans.ARNs, l.lookup.ARNs) || !slices.Equal(ans.Existing, l.lookup.Existing) {
+		if err != nil || ans.Stale != nil || !maps.Equal(ans.ARNs, l.lookup.ARNs) || !slices.Equal(ans.Existing, l.lookup.Existing) ||
+			!maps.EqualFunc(ans.Ambiguous, l.lookup.Ambiguous, slices.Equal[[]string]) {
 			return false
 		}
 	}

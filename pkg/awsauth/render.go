@@ -1,6 +1,7 @@
 package awsauth
 
 import (
+	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/charcheck"
 	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/iamarn"
 
 	"context"
@@ -167,15 +168,16 @@ func render(ctx context.Context, data map[string]string, r Resolver, opts Option
 	}
 	var changed []string
 	reread := map[string]*section{}
+	lineOf := map[string]func(int) int{}
 	for key, ed := range rw.editors {
 		if !ed.changed {
 			continue
 		}
-		text, sec, err := ed.result()
+		text, sec, orig, err := ed.result()
 		if err != nil {
 			return nil, err
 		}
-		reread[key] = sec
+		reread[key], lineOf[key] = sec, orig
 		if text != data[key] {
 			out[key] = text
 			changed = append(changed, key)
@@ -202,10 +204,29 @@ func render(ctx context.Context, data map[string]string, r Resolver, opts Option
 	}
 	v := &validator{}
 	v.validateData(out, opts.ExtraBytes, final)
-	all := append(rw.findings, parseFindings...)
-	res := newResult(out, changed, final, append(all, v.findings...))
+	// Findings about the rewritten text name the lines the user wrote (a
+	// Memo keeps the validation as found: it answers for the rewritten
+	// text itself).
+	all := append(rw.findings, toOriginalLines(parseFindings, lineOf)...)
+	res := newResult(out, changed, final, append(all, toOriginalLines(v.findings, lineOf)...))
 	res.AddedNodeRoles = rw.addedNodeRoles
 	return &rendered{res: res, final: final, parseFindings: parseFindings, validation: v.findings}, nil
+}
+
+// toOriginalLines maps the lines of findings about rewritten keys back onto
+// the text as written (a copy; the others are left as they are).
+func toOriginalLines(fs Findings, lineOf map[string]func(int) int) Findings {
+	if len(lineOf) == 0 {
+		return fs
+	}
+	out := make(Findings, len(fs))
+	for i, f := range fs {
+		if orig := lineOf[f.Key]; orig != nil && f.Line > 0 {
+			f.Line = orig(f.Line)
+		}
+		out[i] = f
+	}
+	return out
 }
 
 // tooLarge rejects data over the ConfigMap size limit before parsing any
@@ -292,8 +313,9 @@ type rewriter struct {
 
 	account        Account
 	addedNodeRoles []string
-	resolved       map[string]string // permission set → role ARN
-	missing        map[string]bool   // permission sets that do not exist
+	resolved       map[string]string   // permission set → role ARN
+	ambiguous      map[string][]string // permission set → every role claiming it
+	missing        map[string]bool     // permission sets that do not exist
 	existing       []string
 }
 
@@ -348,7 +370,7 @@ func (rw *rewriter) resolve(ctx context.Context, r Resolver) error {
 		return nil
 	}
 	lookup, err := r.PermissionSetRoles(ctx, names)
-	rw.resolved, rw.missing, rw.existing = lookup.ARNs, map[string]bool{}, lookup.Existing
+	rw.resolved, rw.missing, rw.existing, rw.ambiguous = lookup.ARNs, map[string]bool{}, lookup.Existing, lookup.Ambiguous
 	var unresolved []string
 	for _, n := range names {
 		if _, ok := lookup.ARNs[n]; !ok {
@@ -424,19 +446,48 @@ func (rw *rewriter) rewritePermissionSet(s *section, e *entry, ps string) {
 				Hint:    fmt.Sprintf("assign the permission set to the account again, or remove the entry (existing: %s)", existing)})
 			return
 		}
+		hint := "check the name (it is case-sensitive and matched exactly) and that the permission set is assigned to this account"
+		if near := nearPermissionSet(ps, rw.existing); near != "" {
+			hint = fmt.Sprintf("did you mean %s? names are case-sensitive and matched exactly; or check that %s is assigned to this account", near, ps)
+		}
 		rw.findings = append(rw.findings, Finding{Severity: SeverityError, Key: s.key, Index: intp(e.index),
 			Field: fieldPermissionSet, Entry: e.label(), Line: e.line(fieldPermissionSet), Reason: "UnknownPermissionSet",
 			Message: fmt.Sprintf("the permission set %q has no role in this account (permission sets that do: %s).", ps, existing),
-			Hint:    "check the name (it is case-sensitive and matched exactly) and that the permission set is assigned to this account"})
+			Hint:    hint})
 		return
+	}
+	if all := rw.ambiguous[ps]; len(all) > 1 {
+		rw.findings = append(rw.findings, Finding{Severity: SeverityWarning, Key: s.key, Index: intp(e.index),
+			Field: fieldPermissionSet, Entry: e.label(), Line: e.line(fieldPermissionSet), Reason: "AmbiguousPermissionSet",
+			Message: fmt.Sprintf("the permission set %q has %d roles in this account (%s), provisioned through more than one IAM Identity Center path; %s, the most recently created, is written.", ps, len(all), strings.Join(all, ", "), target),
+			Hint:    "delete the roles Identity Center no longer uses; to map another of them, write its rolearn without permissionset"})
 	}
 	value := e.valueNodes[fieldRoleARN]
 	switch {
 	case value == nil:
 		rw.editor(s).insertField(e.node, e.keyNodes[fieldPermissionSet], fieldRoleARN, target)
 	case value.Kind == yaml.ScalarNode && value.Value != target:
+		if a, err := parseIAMARN(value.Value, false); err == nil {
+			if owner, _, ok := iamarn.ParseSSORoleName(a.Name); ok && owner != ps {
+				rw.findings = append(rw.findings, Finding{Severity: SeverityWarning, Key: s.key, Index: intp(e.index),
+					Field: fieldRoleARN, Entry: e.label(), Line: e.line(fieldRoleARN), Reason: "RoleOfOtherPermissionSet",
+					Message: fmt.Sprintf("the rolearn was the role of the permission set %q, but permissionset says %q: it was replaced with the role of %q, so the entry now maps that role.", owner, ps, ps),
+					Hint:    fmt.Sprintf("if the entry is meant for %s, write permissionset: %s", owner, owner)})
+			}
+		}
 		rw.editor(s).setScalar(e.node, value, target)
 	}
+}
+
+// nearPermissionSet returns the existing permission set name is a near
+// miss of (another case, a separator, a look-alike, a typo), or "".
+func nearPermissionSet(name string, existing []string) string {
+	for _, e := range existing {
+		if strings.EqualFold(e, name) {
+			return e
+		}
+	}
+	return charcheck.Near(name, existing)
 }
 
 // ensureNodeRoles adds the node entry for each node role no entry maps.

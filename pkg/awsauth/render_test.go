@@ -90,7 +90,8 @@ func TestRenderGolden(t *testing.T) {
 				got = append(got, goldenFinding(f))
 			}
 			if os.Getenv("UPDATE_GOLDEN") != "" {
-				updateGoldenFindings(t, file, got)
+				updateGolden(t, file, res)
+				return
 			} else if strings.Join(got, "\n") != strings.Join(gc.findings, "\n") {
 				t.Errorf("findings:\n--- got ---\n%s\n--- want ---\n%s", strings.Join(got, "\n"), strings.Join(gc.findings, "\n"))
 			}
@@ -120,21 +121,34 @@ func TestRenderGolden(t *testing.T) {
 	}
 }
 
-// updateGoldenFindings rewrites the findings section of a golden file.
-func updateGoldenFindings(t *testing.T, file string, findings []string) {
+// updateGolden rewrites the out and findings sections of a golden file
+// from what Render gave (the description, options and in sections stay).
+func updateGolden(t *testing.T, file string, res *Result) {
 	t.Helper()
 	raw, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}
 	text := string(raw)
-	i := strings.Index(text, "-- findings --\n")
-	if i < 0 {
-		t.Fatalf("%s has no findings section", file)
+	for _, cut := range []string{"\n-- out ", "\n-- findings --"} {
+		if i := strings.Index(text, cut); i >= 0 {
+			text = text[:i+1]
+		}
 	}
-	text = text[:i] + "-- findings --\n"
-	for _, f := range findings {
-		text += f + "\n"
+	keys := make([]string, 0, len(res.Data))
+	for k := range res.Data {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		text += "-- out " + k + " --\n" + res.Data[k]
+		if !strings.HasSuffix(res.Data[k], "\n") && res.Data[k] != "" {
+			t.Fatalf("%s: %s does not end in a line break; a golden file cannot hold it", file, k)
+		}
+	}
+	text += "-- findings --\n"
+	for _, f := range res.Findings {
+		text += goldenFinding(f) + "\n"
 	}
 	if err := os.WriteFile(file, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
@@ -250,7 +264,7 @@ func TestRenderDuplicateAfterResolution(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	assertFindings(t, res.Findings, []want{"error DuplicateARN mapRoles[1]", "warning PathStripped mapRoles[1]"})
+	assertFindings(t, res.Findings, []want{"error DuplicateARN mapRoles[1]", "warning PathStripped mapRoles[1]", "warning SSORoleWithoutPermissionSet mapRoles[1]"})
 }
 
 func TestRenderNodeRoleValidation(t *testing.T) {
@@ -283,4 +297,27 @@ func equalStrings(a, b []string) bool {
 	sort.Strings(a)
 	sort.Strings(b)
 	return strings.Join(a, "\x00") == strings.Join(b, "\x00")
+}
+
+// TestAmbiguousPermissionSet: a permission set two SSO roles claim (the same
+// permission set provisioned through two Identity Center regions' paths)
+// resolves to the one the resolver picked, and says so, naming both.
+func TestAmbiguousPermissionSet(t *testing.T) {
+	r := newFakeResolver()
+	other := "arn:aws:iam::111122223333:role/AWSReservedSSO_Admin_ffffffffffffffff"
+	r.ambiguous = map[string][]string{"Admin": {r.roles["Admin"], other}}
+	res, err := Render(context.Background(), map[string]string{"mapRoles": "- permissionset: Admin\n  username: a\n"}, r, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertFindings(t, res.Findings, []want{"warning AmbiguousPermissionSet mapRoles[0]"})
+	f := res.Findings[0]
+	for _, part := range []string{"2 roles", r.roles["Admin"], other, "most recently created", "write its rolearn without permissionset"} {
+		if !strings.Contains(f.String(), part) {
+			t.Errorf("the warning lacks %q: %s", part, f)
+		}
+	}
+	if !strings.Contains(res.Data["mapRoles"], r.roles["Admin"]) {
+		t.Errorf("not resolved: %s", res.Data["mapRoles"])
+	}
 }

@@ -49,6 +49,9 @@ func (v *validator) validateData(data map[string]string, extraBytes int, secs []
 			v.validateAccounts(s)
 		default:
 			v.validateEntries(s)
+			if s.key == KeyMapRoles {
+				v.checkPermissionSetCase(s)
+			}
 		}
 	}
 }
@@ -95,7 +98,7 @@ func (v *validator) validateEntries(s *section) {
 			continue // reported when parsed
 		}
 		if len(e.view) == 0 && len(e.keyNodes) == 0 {
-			v.entryFinding(SeverityError, e, "", "EmptyEntry", "the entry is empty; the authenticator would load a mapping that matches nothing.",
+			v.entryFinding(SeverityError, e, "", "EmptyEntry", fmt.Sprintf("the entry is empty: the authenticator skips it (an entry needs a %s) and reports %s as broken.", arnField(e.key), e.key),
 				"remove the empty '- ' item or fill it in")
 			continue
 		}
@@ -105,9 +108,13 @@ func (v *validator) validateEntries(s *section) {
 			continue
 		}
 		if first, dup := seen[id]; dup {
+			effect := "the authenticator keeps only one of them (the last), and the other is silently lost"
+			if e.key == KeyMapUsers {
+				effect = "the authenticator keeps both and uses either one for that user (which one is not defined)"
+			}
 			v.entryFinding(SeverityError, e, arnField(e.key), "DuplicateARN",
-				fmt.Sprintf("%s[%d] (%s) and %s[%d] (%s) map the same principal; the authenticator keeps only the last one.",
-					first.key, first.index, first.label(), e.key, e.index, e.label()),
+				fmt.Sprintf("%s[%d] (%s) and %s[%d] (%s) map the same IAM %s: %s.",
+					first.key, first.index, first.label(), e.key, e.index, e.label(), strings.TrimSuffix(arnField(e.key), "arn"), effect),
 				"merge the two entries into one (compare ARNs case-insensitively and without path)")
 			continue
 		}
@@ -133,8 +140,15 @@ func (v *validator) validateFields(e *entry) {
 			continue
 		}
 		if _, isString := e.str(f); !isString {
+			effect := fmt.Sprintf("loads the entry without a %s", f)
+			switch f {
+			case fieldRoleARN, fieldUserARN:
+				effect = "skips the entry"
+			case fieldPermissionSet:
+				effect = "ignores permissionset, but it names no permission set"
+			}
 			v.entryFinding(SeverityError, e, f, "WrongType",
-				fmt.Sprintf("%s is read by the authenticator as %s, not as a string (YAML 1.1 reads yes/no/on/off/y/n as booleans and 0x1F or 1e3 as numbers), so the mapping breaks.", f, describeJSON(raw)),
+				fmt.Sprintf("%s is read by the authenticator as %s, not as a string (YAML 1.1 reads yes/no/on/off/y/n as booleans and 0x1F or 1e3 as numbers): it %s and reports %s as broken.", f, describeJSON(raw), effect, e.key),
 				fmt.Sprintf("put the value of %s in quotes", f))
 		}
 	}
@@ -142,16 +156,18 @@ func (v *validator) validateFields(e *entry) {
 	// into a string: any other type makes it report the whole key broken.
 	if _, isString := e.str(fieldUserID); e.has(fieldUserID) && !isString {
 		v.entryFinding(SeverityError, e, fieldUserID, "WrongType",
-			fmt.Sprintf("userid is read by the authenticator as %s, not as a string, so it reports %s as broken.", describeJSON(e.view[fieldUserID]), e.key),
+			fmt.Sprintf("userid is read by the authenticator as %s, not as a string: it decodes userid (though aws-auth does not use it), so it reports %s as broken.", describeJSON(e.view[fieldUserID]), e.key),
 			"remove userid (aws-auth does not use it), or put its value in quotes")
 	}
 	v.validateGroups(e)
 
 	username, hasUsername := e.str(fieldUsername)
 	switch {
+	case e.misspelt[fieldUsername]:
+		// said by the misspelt key
 	case !e.has(fieldUsername) || hasUsername && strings.TrimSpace(username) == "":
 		v.entryFinding(SeverityWarning, e, fieldUsername, "MissingUsername",
-			"the entry has no username; the authenticator cannot name the Kubernetes user.",
+			"the entry has no username: whoever signs in through it gets an empty Kubernetes username, which no RBAC binding names.",
 			"add a username, e.g. username: admin:{{SessionName}}")
 	case hasUsername:
 		for _, m := range templatePattern.FindAllStringSubmatch(username, -1) {
@@ -198,6 +214,10 @@ func (v *validator) checkFieldNames(e *entry) {
 				}
 			}
 			if near := nearField(spellings[0], known); near != "" && !e.has(near) {
+				if e.misspelt == nil {
+					e.misspelt = map[string]bool{}
+				}
+				e.misspelt[near] = true
 				v.entryFinding(SeverityError, e, spellings[0], "MisspeltKey",
 					fmt.Sprintf("the key %q%s is not one the authenticator reads, so the entry has no %s: the authenticator ignores the key and loads the entry without it.", spellings[0], holds, near),
 					fmt.Sprintf("did you mean %q? rename the key to %s", near, near))
@@ -239,7 +259,7 @@ func (v *validator) checkFieldCharacters(e *entry) {
 	for _, f := range []string{fieldRoleARN, fieldUserARN, fieldUsername, fieldPermissionSet} {
 		if val, ok := e.str(f); ok {
 			if p := charcheck.Value(val); p != nil {
-				report(f, fmt.Sprintf("the %s %q", f, val), p)
+				report(f, fmt.Sprintf("the %s %+q", f, val), p)
 			}
 		}
 	}
@@ -247,7 +267,7 @@ func (v *validator) checkFieldCharacters(e *entry) {
 		groups, _ := jsonStrings(raw)
 		for i, g := range groups {
 			if p := charcheck.Value(g); p != nil {
-				report(fieldGroups, fmt.Sprintf("group %d, %q,", i, g), p)
+				report(fieldGroups, fmt.Sprintf("group %d, %+q,", i, g), p)
 				break
 			}
 		}
@@ -305,7 +325,7 @@ func (v *validator) validateIdentity(e *entry) string {
 		arnText, _ := e.str(fieldUserARN)
 		if arnText == "" {
 			v.entryFinding(SeverityError, e, fieldUserARN, "MissingARN",
-				"the entry has no userarn; the authenticator would load a mapping that matches nobody.",
+				"the entry has no userarn: the authenticator skips it and reports mapUsers as broken.",
 				"add userarn: arn:aws:iam::<account>:user/NAME")
 			return ""
 		}
@@ -342,11 +362,14 @@ func (v *validator) validateIdentity(e *entry) string {
 	arnText, _ := e.str(fieldRoleARN)
 	if arnText == "" {
 		if hasPS && v.lint {
-			return "permissionset/" + strings.ToLower(ps)
+			// Names are case-sensitive and resolved exactly: Admin and
+			// admin are two permission sets (and two roles), as render
+			// finds them.
+			return "permissionset/" + ps
 		}
 		if !e.has(fieldPermissionSet) {
 			v.entryFinding(SeverityError, e, fieldRoleARN, "MissingARN",
-				"the entry has neither a rolearn nor a permissionset; the authenticator would load a mapping that matches nobody.",
+				"the entry has neither a rolearn nor a permissionset: the authenticator skips it and reports mapRoles as broken.",
 				"add rolearn: arn:aws:iam::<account>:role/NAME, or permissionset: NAME for an SSO permission set")
 		}
 		return "" // an unresolved permission set was reported by Render
@@ -356,6 +379,7 @@ func (v *validator) validateIdentity(e *entry) string {
 		v.arnFinding(e, fieldRoleARN, err)
 		return ""
 	}
+	v.checkSSORole(e, a, ps, hasPS)
 	if a.Kind != "role" {
 		v.entryFinding(SeverityError, e, fieldRoleARN, "InvalidARN",
 			fmt.Sprintf("%q is not a role ARN; mapRoles matches IAM roles only.", arnText), "move the entry to mapUsers and write it as userarn")
@@ -367,6 +391,52 @@ func (v *validator) validateIdentity(e *entry) string {
 			fmt.Sprintf("write %s (render and the webhook strip the path for you)", a.Canonical()))
 	}
 	return a.IdentityKey()
+}
+
+// checkSSORole is the rule for a rolearn that names an IAM Identity Center
+// role: without permissionset it stops matching when the permission set is
+// re-provisioned (the suffix changes); with a permissionset that is not its
+// own, render replaces it, changing whom the entry maps. Both are said.
+func (v *validator) checkSSORole(e *entry, a iamarn.Principal, ps string, hasPS bool) {
+	if a.Kind != iamarn.KindRole {
+		return
+	}
+	owner, _, ok := iamarn.ParseSSORoleName(a.Name)
+	switch {
+	case !ok:
+	case !e.has(fieldPermissionSet):
+		v.entryFinding(SeverityWarning, e, fieldRoleARN, "SSORoleWithoutPermissionSet",
+			fmt.Sprintf("the rolearn is the IAM Identity Center role of the permission set %q; its random suffix changes when the permission set is provisioned again, and the entry then matches nobody.", owner),
+			fmt.Sprintf("add permissionset: %s to the entry: the webhook then keeps its rolearn current", owner))
+	case hasPS && owner != ps && v.lint:
+		v.entryFinding(SeverityWarning, e, fieldRoleARN, "RoleOfOtherPermissionSet",
+			fmt.Sprintf("the rolearn is the role of the permission set %q, but permissionset says %q: render and the webhook replace it with the role of %q, so the entry will map %q.", owner, ps, ps, ps),
+			fmt.Sprintf("if the entry is meant for %s, write permissionset: %s", owner, owner))
+	}
+}
+
+// checkPermissionSetCase warns about permission sets whose names differ
+// only in case: they are two permission sets (names are case-sensitive and
+// matched exactly), which is rarely what was meant.
+func (v *validator) checkPermissionSetCase(s *section) {
+	first := map[string]*entry{}
+	for _, e := range s.entries {
+		ps, ok := e.str(fieldPermissionSet)
+		if !e.isMapping || !ok || ps == "" {
+			continue
+		}
+		lower := strings.ToLower(ps)
+		prev, seen := first[lower]
+		if !seen {
+			first[lower] = e
+			continue
+		}
+		if other, _ := prev.str(fieldPermissionSet); other != ps {
+			v.entryFinding(SeverityWarning, e, fieldPermissionSet, "PermissionSetCase",
+				fmt.Sprintf("the permission sets %q and %q (%s[%d]) differ only in case: IAM Identity Center names are case-sensitive, so these are two permission sets with two roles.", ps, other, prev.key, prev.index),
+				"check that both exist (render refuses the one that does not), or write the name as the other entry does")
+		}
+	}
 }
 
 func (v *validator) arnFinding(e *entry, field string, err error) {

@@ -411,7 +411,7 @@ func (r *Resolver) fromCache(l *listing, names []string, now time.Time) (awsauth
 			return awsauth.PermissionSetLookup{}, false
 		}
 	}
-	return awsauth.PermissionSetLookup{ARNs: arns, Existing: slices.Clone(l.existing)}, true
+	return awsauth.PermissionSetLookup{ARNs: arns, Existing: slices.Clone(l.existing), Ambiguous: ambiguous(l, names)}, true
 }
 
 // knownMissing reports whether name is absent from l and l is recent
@@ -428,7 +428,22 @@ func answer(l *listing, names []string) awsauth.PermissionSetLookup {
 			arns[n] = a
 		}
 	}
-	return awsauth.PermissionSetLookup{ARNs: arns, Existing: slices.Clone(l.existing)}
+	return awsauth.PermissionSetLookup{ARNs: arns, Existing: slices.Clone(l.existing), Ambiguous: ambiguous(l, names)}
+}
+
+// ambiguous returns the claiming roles of each name more than one SSO role
+// claims, or nil.
+func ambiguous(l *listing, names []string) map[string][]string {
+	var out map[string][]string
+	for _, n := range names {
+		if all := l.duplicates[n]; len(all) > 1 {
+			if out == nil {
+				out = map[string][]string{}
+			}
+			out[n] = slices.Clone(all)
+		}
+	}
+	return out
 }
 
 // Refresh forces a new ListRoles walk (joining one already running) and

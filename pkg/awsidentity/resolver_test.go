@@ -589,6 +589,15 @@ func TestDuplicatePermissionSetPickRule(t *testing.T) {
 		if len(d) != 2 || len(d["Admin"]) != 2 || len(d["Dev"]) != 2 || r.Stats().DuplicatePermissionSets != 2 {
 			t.Fatalf("Duplicates = %v", d)
 		}
+		// The answer says so, so that the engine can warn; from the
+		// listing and from the cache alike.
+		for range 2 {
+			ans, err := r.PermissionSetRoles(context.Background(), []string{"Admin"})
+			want := []string{roleARN("aws", "AWSReservedSSO_Admin_aaaaaaaaaaaaaaaa"), roleARN("aws", "AWSReservedSSO_Admin_bbbbbbbbbbbbbbbb")}
+			if err != nil || !slices.Equal(ans.Ambiguous["Admin"], want) || len(ans.Ambiguous) != 1 {
+				t.Fatalf("Ambiguous = %v, %v; want Admin: %v", ans.Ambiguous, err, want)
+			}
+		}
 	}
 }
 

@@ -27,10 +27,20 @@ func Describe(r rune) string {
 	if name := runenames.Name(r); name != "" && !strings.HasPrefix(name, "<") {
 		return fmt.Sprintf("U+%04X %s", r, name)
 	}
+	if alias, ok := controlNames[r]; ok {
+		return fmt.Sprintf("U+%04X %s", r, alias)
+	}
 	if unicode.IsControl(r) {
 		return fmt.Sprintf("U+%04X (a control character)", r)
 	}
 	return fmt.Sprintf("U+%04X", r)
+}
+
+// controlNames are the Unicode name aliases of the control characters a
+// message here is most likely to name (runenames has none for controls).
+var controlNames = map[rune]string{
+	0x00: "NULL", 0x09: "CHARACTER TABULATION", 0x0A: "LINE FEED", 0x0D: "CARRIAGE RETURN",
+	0x1B: "ESCAPE", 0x7F: "DELETE", 0x85: "NEXT LINE (NEL)",
 }
 
 // IsHiddenLineBreak reports the line breaks of goyaml.v2 (is_break in its

@@ -58,9 +58,6 @@ func Parse(raw []byte) (*ConfigMap, error) {
 			return nil, fmt.Errorf("line %d: the manifest holds more than one YAML document ('---'); kubectl applies every one of them, lint and render read one ConfigMap. Fix: put aws-auth alone in the file", line)
 		}
 	}
-	if err := noRepeatedKeys(&doc, "", map[*yaml.Node]bool{}); err != nil {
-		return nil, err
-	}
 	if doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
 		return nil, fmt.Errorf("the manifest is not a ConfigMap object (expected a mapping with kind: ConfigMap)")
 	}
@@ -70,6 +67,9 @@ func Parse(raw []byte) (*ConfigMap, error) {
 		return nil, err
 	}
 	if err := knownKeys(lookup(root, "metadata"), "metadata.", []string{"name", "namespace"}); err != nil {
+		return nil, err
+	}
+	if err := noRepeatedKeys(&doc, "", map[*yaml.Node]bool{}); err != nil {
 		return nil, err
 	}
 	if kind := lookup(root, "kind"); kind == nil || kind.Value != "ConfigMap" {

@@ -78,6 +78,10 @@ It needs iam:ListRoles and sts:GetCallerIdentity.`,
 				fmt.Fprintf(stderr, "note: the node role is unknown, so no node entry is added: %v\n", err)
 			}
 
+			if fs := awsauth.CheckObjectName(cm.Namespace, cm.Name); fs.HasErrors() {
+				_ = printFindings(stderr, "text", fs)
+				return errRejected
+			}
 			res, err := awsauth.Render(ctx, cm.Data, resolver, awsauth.Options{NodeRoleARNs: nodeARNs, ExtraBytes: cm.BinaryDataBytes})
 			if err != nil {
 				var le *awsauth.LookupError
@@ -86,11 +90,11 @@ It needs iam:ListRoles and sts:GetCallerIdentity.`,
 				}
 				return usageErrorf("%v", err)
 			}
-			if res.Findings.HasErrors() {
-				_ = printFindings(stderr, "text", res.Findings)
+			findings := manifestFindings(cm, res.Findings)
+			_ = printFindings(stderr, "text", findings)
+			if findings.HasErrors() {
 				return errRejected
 			}
-			_ = printFindings(stderr, "text", res.Findings)
 			changes := map[string]string{}
 			for _, k := range res.Changed {
 				changes[k] = res.Data[k]
