@@ -10,7 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"sync/atomic"
+	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -164,10 +164,15 @@ type identityState struct {
 		Account(ctx context.Context) (awsauth.Account, error)
 	}
 	// log says why the replica is not ready (the probe's answer withholds
-	// the reason), once per distinct reason.
-	log        logr.Logger
-	lastReason atomic.Pointer[string]
+	// the reason): when it stops being ready, then every
+	// notReadyLogInterval while that lasts.
+	log       logr.Logger
+	mu        sync.Mutex
+	failing   bool
+	lastNoted time.Time
 }
+
+const notReadyLogInterval = 5 * time.Minute
 
 // readyzLookupTimeout bounds the identity lookup a readiness probe makes
 // while the identity is still unknown (kubelet's probe gives up after 1s by
@@ -184,15 +189,20 @@ func (s *identityState) check(r *http.Request) error {
 	defer cancel()
 	if _, err := s.accounts.Account(ctx); err != nil {
 		err = fmt.Errorf("the AWS identity cannot be read, so $ACCOUNTID and node roles from instance metadata cannot be resolved: %w", err)
-		msg := err.Error()
-		if old := s.lastReason.Swap(&msg); old == nil || *old != msg {
+		s.mu.Lock()
+		if now := time.Now(); !s.failing || now.Sub(s.lastNoted) >= notReadyLogInterval {
+			s.failing, s.lastNoted = true, now
 			s.log.Error(err, "not ready")
 		}
+		s.mu.Unlock()
 		return err
 	}
-	if s.lastReason.Swap(nil) != nil {
+	s.mu.Lock()
+	if s.failing {
+		s.failing = false
 		s.log.Info("ready: the AWS identity was read")
 	}
+	s.mu.Unlock()
 	return nil
 }
 
