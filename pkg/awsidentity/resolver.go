@@ -32,6 +32,7 @@ import (
 	"github.com/hashicorp/golang-lru/v2/expirable"
 	"golang.org/x/sync/singleflight"
 	"golang.org/x/time/rate"
+	"k8s.io/utils/clock"
 
 	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/awsauth"
 	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/iamarn"
@@ -92,8 +93,9 @@ type Options struct {
 	// IMDSTimeout bounds the whole node-role lookup through EC2 instance
 	// metadata, token request included. Default 2s.
 	IMDSTimeout time.Duration
-	// Now is the clock for cache expiry; tests inject one. Default time.Now.
-	Now func() time.Time
+	// Clock times cache expiry and the client-side IAM rate limit; tests
+	// step a fake one. Default the real clock.
+	Clock clock.Clock
 }
 
 func (o Options) withDefaults() Options {
@@ -124,8 +126,8 @@ func (o Options) withDefaults() Options {
 	if o.IMDSTimeout <= 0 {
 		o.IMDSTimeout = DefaultIMDSTimeout
 	}
-	if o.Now == nil {
-		o.Now = time.Now
+	if o.Clock == nil {
+		o.Clock = clock.RealClock{}
 	}
 	return o
 }
@@ -165,7 +167,7 @@ type Resolver struct {
 	limiter *rate.Limiter
 
 	// cache maps permission-set name -> role ARN from the newest listing.
-	// Entries carry their own expiry (from opts.Now, so tests can move
+	// Entries carry their own expiry (from opts.Clock, so tests can move
 	// time); the LRU's own TTL (same value, wall clock) bounds memory.
 	//
 	// Negative caching needs no entries: a name absent from a listing
@@ -255,7 +257,7 @@ func New(cfg aws.Config, opts Options) *Resolver {
 func (r *Resolver) iamAttemptMiddleware(stack *middleware.Stack) error {
 	return stack.Finalize.Insert(middleware.FinalizeMiddlewareFunc("awsidentity.IAMAttempt",
 		func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
-			if err := r.limiter.Wait(ctx); err != nil {
+			if err := r.waitIAMTurn(ctx); err != nil {
 				r.st.iamRateLimited.Add(1)
 				return middleware.FinalizeOutput{}, middleware.Metadata{}, fmt.Errorf("client-side IAM rate limit: %w", err)
 			}
@@ -273,6 +275,34 @@ func (r *Resolver) iamAttemptMiddleware(stack *middleware.Stack) error {
 			}
 			return out, md, err
 		}), "Retry", middleware.After)
+}
+
+// waitIAMTurn waits, on the resolver's clock, until the client-side rate
+// limit lets one more IAM request go; like rate.Limiter.Wait, it fails at
+// once when the wait would outlast ctx.
+func (r *Resolver) waitIAMTurn(ctx context.Context) error {
+	now := r.opts.Clock.Now()
+	res := r.limiter.ReserveN(now, 1)
+	if !res.OK() {
+		return fmt.Errorf("rate: Wait(n=1) exceeds limiter's burst %d", r.limiter.Burst())
+	}
+	delay := res.DelayFrom(now)
+	if delay <= 0 {
+		return nil
+	}
+	if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < delay {
+		res.CancelAt(now)
+		return fmt.Errorf("rate: Wait(n=1) would exceed context deadline")
+	}
+	t := r.opts.Clock.NewTimer(delay)
+	defer t.Stop()
+	select {
+	case <-t.C():
+		return nil
+	case <-ctx.Done():
+		res.CancelAt(r.opts.Clock.Now())
+		return ctx.Err()
+	}
 }
 
 func (r *Resolver) stsAttemptMiddleware(stack *middleware.Stack) error {
@@ -360,7 +390,7 @@ func accountFromARN(s string) (awsauth.Account, error) {
 // so a caller that gives up does not cancel it for others, and its result
 // still warms the cache.
 func (r *Resolver) PermissionSetRoles(ctx context.Context, names []string) (awsauth.PermissionSetLookup, error) {
-	now := r.opts.Now()
+	now := r.opts.Clock.Now()
 	seen := r.last.Load()
 	if seen != nil {
 		if ans, ok := r.fromCache(seen, names, now); ok {
@@ -564,7 +594,7 @@ func (r *Resolver) walkPages(ctx context.Context) (*listing, error) {
 	l := &listing{
 		arns:      make(map[string]string, len(best)),
 		existing:  make([]string, 0, len(best)),
-		fetchedAt: r.opts.Now(),
+		fetchedAt: r.opts.Clock.Now(),
 	}
 	for ps, c := range best {
 		l.arns[ps] = c.arn

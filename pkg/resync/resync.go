@@ -23,6 +23,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/util/retry"
+	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -83,6 +84,8 @@ type Options struct {
 	// ConflictBackoff paces the re-read/re-render/re-write after an update
 	// conflict; default retry.DefaultRetry (5 attempts, ~10ms apart).
 	ConflictBackoff wait.Backoff
+	// Clock times the passes; default the real clock. Tests step a fake one.
+	Clock clock.Clock
 }
 
 func (o Options) withDefaults() Options {
@@ -106,6 +109,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.ConflictBackoff.Steps <= 0 {
 		o.ConflictBackoff = retry.DefaultRetry
+	}
+	if o.Clock == nil {
+		o.Clock = clock.RealClock{}
 	}
 	return o
 }
@@ -197,9 +203,9 @@ func (l *Loop) NeedLeaderElection() bool { return true }
 func (l *Loop) Start(ctx context.Context) error {
 	l.log.Info("resync loop started", "object", l.object().String(), "interval", l.opts.Interval.String(),
 		"jitterFactor", l.opts.JitterFactor)
-	wait.JitterUntilWithContext(ctx, func(ctx context.Context) {
+	wait.BackoffUntilWithContext(ctx, func(ctx context.Context) {
 		_, _ = l.SyncOnce(ctx) // audited and counted inside
-	}, l.opts.Interval, l.opts.JitterFactor, true)
+	}, wait.NewJitteredBackoffManager(l.opts.Interval, l.opts.JitterFactor, l.opts.Clock), true)
 	l.log.Info("resync loop stopped")
 	return nil
 }
