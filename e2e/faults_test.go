@@ -493,7 +493,7 @@ func testConcurrentWriters(t *testing.T, cp *framework.ControlPlane) {
 					mu.Unlock()
 					continue
 				}
-				fail(fmt.Errorf("kubectl edit %s (attempt %d): %v\n%s", name, attempt, err, stderr.String()))
+				fail(fmt.Errorf("kubectl edit %s (attempt %d): %w\n%s", name, attempt, err, stderr.String()))
 				return
 			}
 		}

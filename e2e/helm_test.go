@@ -188,7 +188,7 @@ resyncInterval: 1h
 			helmRes = &r
 		}
 		if helmRes != nil && helmRes.err != nil {
-			return fmt.Errorf("helm install failed: %v\n%s", helmRes.err, helmRes.out)
+			return fmt.Errorf("helm install failed: %w\n%s", helmRes.err, helmRes.out)
 		}
 		return nil
 	}

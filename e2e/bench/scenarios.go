@@ -425,7 +425,7 @@ func post(ctx context.Context, hc *http.Client, url string, body []byte) error {
 	defer resp.Body.Close()
 	var ar admissionv1.AdmissionReview
 	if err := json.NewDecoder(resp.Body).Decode(&ar); err != nil || ar.Response == nil || !ar.Response.Allowed {
-		return fmt.Errorf("%s: not allowed (HTTP %d): %v %+v", url, resp.StatusCode, err, ar.Response)
+		return fmt.Errorf("%s: not allowed (HTTP %d): %w %+v", url, resp.StatusCode, err, ar.Response)
 	}
 	return nil
 }

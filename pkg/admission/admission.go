@@ -293,15 +293,6 @@ func escapePointer(s string) string {
 	return strings.ReplaceAll(strings.ReplaceAll(s, "~", "~0"), "/", "~1")
 }
 
-// warnings renders the engine's warnings for kubectl to print.
-func warnings(fs awsauth.Findings) []string {
-	var out []string
-	for _, f := range fs.Warnings() {
-		out = append(out, "aws-auth: "+f.String())
-	}
-	return out
-}
-
 // requester names who made the request, with the IAM identity the
 // authenticator vouched for when there is one.
 func requester(username string, extra map[string]authenticationv1.ExtraValue) string {

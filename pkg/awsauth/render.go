@@ -153,9 +153,7 @@ func render(ctx context.Context, data map[string]string, r Resolver, opts Option
 	}
 
 	rw := &rewriter{opts: opts, editors: map[string]*editor{}}
-	for _, s := range secs {
-		rw.sections = append(rw.sections, s)
-	}
+	rw.sections = append(rw.sections, secs...)
 	if err := rw.resolve(ctx, r); err != nil {
 		return nil, err
 	}

@@ -5,6 +5,7 @@ import (
 	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/iamarn"
 
 	"encoding/json"
+	"errors"
 	"fmt"
 	"regexp"
 	"sort"
@@ -444,7 +445,7 @@ func (v *validator) arnFinding(e *entry, field string, err error) {
 		return // the character rule said what is wrong, better
 	}
 	msg, hint := err.Error(), ""
-	if ae, ok := err.(*iamarn.Error); ok {
+	if ae := (*iamarn.Error)(nil); errors.As(err, &ae) {
 		hint = ae.Hint
 	}
 	v.entryFinding(SeverityError, e, field, "InvalidARN", msg+".", hint)

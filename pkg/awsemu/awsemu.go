@@ -153,7 +153,7 @@ func (s *Server) StartOn(addr string) error {
 	s.httpServer = hs
 	s.url = "http://" + dialableAddr(ln.Addr().(*net.TCPAddr))
 	s.mu.Unlock()
-	go hs.Serve(ln)
+	go func() { _ = hs.Serve(ln) }() // ends with ErrServerClosed on Close
 	return nil
 }
 

@@ -118,7 +118,7 @@ func (r *Resolver) imdsRoleNames(ctx context.Context) ([]string, error) {
 			return nil, fmt.Errorf("node role: %w (IMDS %s answered 404); attach an instance profile with a role to the node, or pass --node-role-arn",
 				ErrNoNodeRole, imdsRolePath)
 		}
-		return nil, fmt.Errorf("node role: %w: %v; %s", ErrIMDSUnreachable, err, nodeRoleFix)
+		return nil, fmt.Errorf("node role: %w: %w; %s", ErrIMDSUnreachable, err, nodeRoleFix)
 	}
 	defer out.Content.Close()
 
@@ -133,7 +133,7 @@ func (r *Resolver) imdsRoleNames(ctx context.Context) ([]string, error) {
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("node role: %w: reading %s: %v; %s", ErrIMDSUnreachable, imdsRolePath, err, nodeRoleFix)
+		return nil, fmt.Errorf("node role: %w: reading %s: %w; %s", ErrIMDSUnreachable, imdsRolePath, err, nodeRoleFix)
 	}
 	if len(names) == 0 {
 		return nil, fmt.Errorf("node role: %w (IMDS %s is empty); attach an instance profile with a role to the node, or pass --node-role-arn",

@@ -206,7 +206,7 @@ func withLastAnswer(err error, last *atomic.Pointer[error], service string) erro
 		return err
 	}
 	if p := last.Load(); p != nil {
-		return fmt.Errorf("%w (the last %s answer was: %v)", err, service, *p)
+		return fmt.Errorf("%w (the last %s answer was: %v)", err, service, *p) //nolint:errorlint // the earlier answer is context; the cause is the deadline
 	}
 	return err
 }

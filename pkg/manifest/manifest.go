@@ -223,13 +223,13 @@ func noRepeatedKeys(n *yaml.Node, path string, seen map[*yaml.Node]bool) error {
 func sameForKubectl(raw []byte, data map[string]string) error {
 	js, err := sigsyaml.YAMLToJSON(raw)
 	if err != nil {
-		return fmt.Errorf("kubectl cannot read the manifest (%v); fix the YAML", err)
+		return fmt.Errorf("kubectl cannot read the manifest (%w); fix the YAML", err)
 	}
 	var sent struct {
 		Data map[string]string `json:"data"`
 	}
 	if err := json.Unmarshal(js, &sent); err != nil {
-		return fmt.Errorf("kubectl reads data differently: %v; write each data value as a string", err)
+		return fmt.Errorf("kubectl reads data differently: %w; write each data value as a string", err)
 	}
 	for k, v := range data {
 		if got, ok := sent.Data[k]; !ok || got != v {

@@ -203,9 +203,15 @@ func (l *Loop) NeedLeaderElection() bool { return true }
 func (l *Loop) Start(ctx context.Context) error {
 	l.log.Info("resync loop started", "object", l.object().String(), "interval", l.opts.Interval.String(),
 		"jitterFactor", l.opts.JitterFactor)
-	wait.BackoffUntilWithContext(ctx, func(ctx context.Context) {
+	for ctx.Err() == nil {
 		_, _ = l.SyncOnce(ctx) // audited and counted inside
-	}, wait.NewJitteredBackoffManager(l.opts.Interval, l.opts.JitterFactor, l.opts.Clock), true)
+		t := l.opts.Clock.NewTimer(wait.Jitter(l.opts.Interval, l.opts.JitterFactor))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+		case <-t.C():
+		}
+	}
 	l.log.Info("resync loop stopped")
 	return nil
 }
