@@ -53,7 +53,7 @@ manifests: ## Render manifests/aws-auth-webhook.yaml (plain YAML install) from t
 .PHONY: unit
 unit: ## Unit and integration tests (no control plane); prints the differential figures against the authenticator
 	go test -race -count=1 ./...
-	@go test -count=1 -v -run '^TestAuthenticatorAgrees$$' ./pkg/awsauth/ | grep -E 'differential:' 
+	@go test -count=1 -v -run '^(TestAuthenticatorAgrees|TestManifestsAgree)$$' ./pkg/awsauth/ | grep -E 'differential' 
 
 .PHONY: tools
 tools: ## Build (or reuse) kube-apiserver, etcd, kubectl, helm and cert-manager, cached outside the work tree
@@ -74,10 +74,10 @@ e2e: build ## End-to-end tests against a real kube-apiserver + etcd (builds them
 test: lint unit e2e ## Everything CI runs: lint, unit tests, e2e
 
 .PHONY: fuzz
-fuzz: ## Fuzz the engine for FUZZTIME each (default 30s), then the long differential run against the authenticator (DIFF_N documents)
+fuzz: ## Fuzz the engine for FUZZTIME each (default 30s), then the long differential runs against the authenticator, documents and manifests (DIFF_N each)
 	go test ./pkg/awsauth/ -run '^$$' -fuzz '^FuzzRender$$' -fuzztime $(FUZZTIME)
 	go test ./pkg/awsauth/ -run '^$$' -fuzz '^FuzzAuthenticatorAgrees$$' -fuzztime $(FUZZTIME)
-	AWS_AUTH_WEBHOOK_DIFF_N=$(DIFF_N) go test ./pkg/awsauth/ -run '^TestAuthenticatorAgrees$$' -count=1 -v -timeout 60m | grep -E 'differential:|^(--- |ok|FAIL)'
+	AWS_AUTH_WEBHOOK_DIFF_N=$(DIFF_N) go test ./pkg/awsauth/ -run '^(TestAuthenticatorAgrees|TestManifestsAgree)$$' -count=1 -v -timeout 90m | grep -E 'differential|^(--- |ok|FAIL)'
 
 .PHONY: bench
 bench: build ## Benchmarks: engine, TLS load vs a no-op webhook baseline, AWS call budget, footprint (prints the tables)

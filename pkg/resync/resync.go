@@ -205,7 +205,11 @@ func (l *Loop) Start(ctx context.Context) error {
 		"jitterFactor", l.opts.JitterFactor)
 	for ctx.Err() == nil {
 		_, _ = l.SyncOnce(ctx) // audited and counted inside
-		t := l.opts.Clock.NewTimer(wait.Jitter(l.opts.Interval, l.opts.JitterFactor))
+		next := l.opts.Interval
+		if l.opts.JitterFactor > 0 { // wait.Jitter takes 0 to mean 1
+			next = wait.Jitter(next, l.opts.JitterFactor)
+		}
+		t := l.opts.Clock.NewTimer(next)
 		select {
 		case <-ctx.Done():
 			t.Stop()
