@@ -257,8 +257,10 @@ func (s *webhookSuite) testApplyAndEdit(t *testing.T) {
 // aws-auth (reason = the rule, type Warning, note naming the requester), a
 // log line and a metric increment.
 func (s *webhookSuite) testRefusals(t *testing.T) {
+	head := "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: aws-auth\n  namespace: kube-system\ndata:\n"
 	for _, tc := range []struct {
 		name, reason, mapRoles string
+		manifest               string   // the whole manifest, instead of one with mapRoles
 		want                   []string // in kubectl's error output: the entry and the fix
 	}{
 		{
@@ -268,7 +270,7 @@ func (s *webhookSuite) testRefusals(t *testing.T) {
   username: admin
    groups: [system:masters]
 `,
-			want: []string{"mapRoles, line 3: mapRoles is not valid YAML", "the authenticator would drop every mapping in it", "Fix:"},
+			want: []string{"mapRoles, line 3 of mapRoles: mapRoles is not valid YAML", "the authenticator would drop every mapping in it", "Fix:"},
 		},
 		{
 			name:   "DuplicateARN",
@@ -279,7 +281,7 @@ func (s *webhookSuite) testRefusals(t *testing.T) {
   username: deployer-again
 `,
 			want: []string{"mapRoles[1] (rolearn arn:aws:iam::111122223333:role/GitHub-Deployer)",
-				"mapRoles[0] (rolearn arn:aws:iam::111122223333:role/github-deployer)", "map the same principal",
+				"mapRoles[0] (rolearn arn:aws:iam::111122223333:role/github-deployer)", "map the same IAM role",
 				"Fix: merge the two entries into one"},
 		},
 		{
@@ -289,15 +291,52 @@ func (s *webhookSuite) testRefusals(t *testing.T) {
   username: admin
   groups: [system:masters]
 `,
-			want: []string{`mapRoles[0] (permissionset Admn) permissionset, line 1: the permission set "Admn" has no role in this account`,
-				"(permission sets that do: Admin, Admin_ReadOnly, Dev, Ops, ReadOnly)", "Fix: check the name"},
+			want: []string{`mapRoles[0] (permissionset Admn) permissionset, line 1 of mapRoles: the permission set "Admn" has no role in this account`,
+				"(permission sets that do: Admin, Admin_ReadOnly, Dev, Ops, ReadOnly)", "Fix: did you mean Admin?"},
+		},
+		// The document level, through kubectl and the apiserver: what the
+		// authenticator reads differently from how it looks.
+		{
+			name:     "NearMissDataKey",
+			reason:   "IgnoredKey",
+			manifest: head + "  mapRoles: |\n    - permissionset: Admin\n      username: admin\n  map_users: |\n    - userarn: arn:aws:iam::111122223333:user/alice\n      username: alice\n",
+			want:     []string{`the data key "map_users" is not one the authenticator reads`, "did you mean mapUsers?"},
+		},
+		{
+			// As kubectl get -o yaml writes a value holding U+2028: escaped.
+			name:     "LineSeparatorInAComment",
+			reason:   "LineBreakCharacter",
+			manifest: head + "  mapRoles: \"- permissionset: Admin\\n  username: admin # ok\\u2028  groups: [system:masters]\\n\"\n",
+			want:     []string{"line 2 of mapRoles", "U+2028 LINE SEPARATOR", "reads as a line break"},
+		},
+		{
+			name:     "CyrillicLookAlikeGroup",
+			reason:   "ConfusableCharacter",
+			mapRoles: "- permissionset: Admin\n  username: admin\n  groups: [system:m\u0430sters]\n",
+			want:     []string{"U+0430 CYRILLIC SMALL LETTER A", "retype it in plain ASCII: system:masters"},
+		},
+		{
+			name:     "ZeroWidthSpaceInARN",
+			reason:   "InvisibleCharacter",
+			mapRoles: "- rolearn: arn:aws:iam::111122223333:role/ops\u200b\n  username: ops\n",
+			want:     []string{"U+200B ZERO WIDTH SPACE", "Fix: retype the value without it"},
+		},
+		{
+			name:     "GroupForGroups",
+			reason:   "MisspeltKey",
+			mapRoles: "- permissionset: Admin\n  username: admin\n  group: [system:masters]\n",
+			want:     []string{`the key "group" is not one the authenticator reads`, `did you mean "groups"?`},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := s.resetAWSAuth(t, whSimpleRoles, "")
 			audits := s.auditCount(t, "Rejected", tc.reason)
 
-			res := s.kubectl(t, framework.KubectlOptions{Stdin: whManifest("kube-system", "aws-auth", tc.mapRoles, "")}, "apply", "-f", "-")
+			manifest := tc.manifest
+			if manifest == "" {
+				manifest = whManifest("kube-system", "aws-auth", tc.mapRoles, "")
+			}
+			res := s.kubectl(t, framework.KubectlOptions{Stdin: manifest}, "apply", "-f", "-")
 			if res.ExitCode == 0 {
 				t.Fatalf("apply was not refused:\n%s", res)
 			}

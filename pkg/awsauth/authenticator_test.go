@@ -102,6 +102,10 @@ var justifiedRejections = map[string]string{
 	"LineBreakCharacter": "a line break the reader cannot see loads what reads as a comment",
 	// A bidi control loads, but reorders what readers see of the line.
 	"BidiControl": "a bidirectional control loads, but shows the line in another order than it is read",
+	// A control character the parser refuses breaks the key, unless it is
+	// where the authenticator stops reading first (after a second '---'):
+	// then it loads, and the text hides what no reader can see.
+	"ForbiddenCharacter": "a control character loads only where the authenticator does not read, and hides what follows from every reader",
 	// `[]: x` is a mapping, but goyaml.v2 reads it as an empty list: the
 	// authenticator loads nothing, without an error, from a key that is
 	// not a list at all.
