@@ -199,23 +199,23 @@ func lockoutSelf(r *request, old, now *awsauth.Loaded) (reason, msg string) {
 			signedIn, len(was), key, describe(was), breakGlassFix)
 	}
 	w := was[0]
+	entry := fmt.Sprintf("%s[%d] (%s), the mapping you are signed in with (%s)", key, w.Index, w.Label(), signedIn)
 	is, _ := now.Match(canonical)
-	what := ""
+	text := ""
 	switch {
 	case len(is) == 0:
-		what = "removes"
+		text = fmt.Sprintf("this edit removes %s: you would lock yourself out", entry)
 	case is[0].Username != w.Username:
-		what = fmt.Sprintf("changes the username from %q to %q in", w.Username, is[0].Username)
+		text = fmt.Sprintf("this edit changes the username of %s from %q to %q: RBAC knows you by that name, so you would lock yourself out of what it grants", entry, w.Username, is[0].Username)
 	default:
 		if lost := missing(w.Groups, is[0].Groups); len(lost) > 0 {
-			what = fmt.Sprintf("takes the groups %s from", strings.Join(lost, ", "))
+			text = fmt.Sprintf("this edit takes the groups %s from %s: you would lock yourself out of what they grant", strings.Join(lost, ", "), entry)
 		}
 	}
-	if what == "" {
+	if text == "" {
 		return "", ""
 	}
-	return "LockoutSelf", fmt.Sprintf("this edit %s the %s entry for %s, the mapping you are signed in with (%s): you would lose the access it gives you (RBAC binds its username and groups). Fix: keep that entry with its username and groups, or %s",
-		what, key, w.ARN, signedIn, breakGlassFix)
+	return "LockoutSelf", text + ". Fix: keep that entry with its username and groups, or " + breakGlassFix
 }
 
 // lockoutNodeRoles: every role mapped as a node (groups
@@ -233,18 +233,19 @@ func lockoutNodeRoles(old, now *awsauth.Loaded) (reason, msg string) {
 			continue
 		}
 		is, _ := now.Match(role.Canonical())
+		entry := fmt.Sprintf("the node-role mapping mapRoles[%d] (%s)", w.Index, w.ARN)
 		what := ""
 		switch {
 		case len(is) == 0:
-			what = "removes"
+			what = "removes " + entry
 		case is[0].Username != w.Username:
-			what = fmt.Sprintf("changes the username from %q to %q in", w.Username, is[0].Username)
+			what = fmt.Sprintf("changes the username of %s from %q to %q (the node authorizer knows nodes by %s)", entry, w.Username, is[0].Username, awsauth.NodeUsername)
 		case !hasAll(is[0].Groups, nodeGroups):
-			what = fmt.Sprintf("takes the groups %s from", strings.Join(missing(nodeGroups, is[0].Groups), ", "))
+			what = fmt.Sprintf("takes the groups %s from %s", strings.Join(missing(nodeGroups, is[0].Groups), ", "), entry)
 		}
 		if what != "" {
-			return "LockoutNodeRole", fmt.Sprintf("this edit %s the node-role mapping for %s: nodes using that role could no longer join or stay in the cluster. Fix: keep the entry with username %s and groups %s, or %s",
-				what, w.ARN, w.Username, strings.Join(nodeGroups, " and "), breakGlassFix)
+			return "LockoutNodeRole", fmt.Sprintf("this edit %s: nodes using that role could no longer join or stay in the cluster. Fix: keep the entry with username %s and groups %s, or %s",
+				what, w.Username, strings.Join(nodeGroups, " and "), breakGlassFix)
 		}
 	}
 	return "", ""

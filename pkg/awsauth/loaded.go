@@ -30,10 +30,22 @@ type Loaded struct {
 
 // LoadedMapping is one entry the authenticator keeps.
 type LoadedMapping struct {
+	Index    int    // the entry's position in its data key, as written
 	ARN      string // rolearn or userarn, as written
 	SSO      bool   // an sso: matcher (off on EKS: it matches nobody)
 	Username string
 	Groups   []string
+	// PermissionSet is the webhook's record of intent, which the
+	// authenticator ignores; kept to name the entry for people.
+	PermissionSet string
+}
+
+// Label names the mapping for people: its permission set, else its ARN.
+func (m LoadedMapping) Label() string {
+	if m.PermissionSet != "" {
+		return "permissionset " + m.PermissionSet
+	}
+	return m.ARN
 }
 
 // The authenticator's own types (pkg/config): the same JSON names, so
@@ -45,6 +57,9 @@ type (
 		Username string          `json:"username"`
 		Groups   []string        `json:"groups"`
 		UserID   string          `json:"userid,omitempty"`
+		// Not the authenticator's: decoded raw, so it can never make
+		// the decode fail where the authenticator's does not.
+		PermissionSet json.RawMessage `json:"permissionset,omitempty"`
 	}
 	authSSOMatcher struct {
 		PermissionSetName string `json:"permissionSetName"`
@@ -95,12 +110,12 @@ func LoadAsAuthenticator(data map[string]string) *Loaded {
 			if err := json.Unmarshal(js, &raw); err != nil {
 				fail(KeyMapUsers, err)
 			}
-			for _, m := range raw {
+			for i, m := range raw {
 				if m.UserARN == "" {
 					fail(KeyMapUsers, fmt.Errorf("value for userarn must be supplied"))
 					continue
 				}
-				l.Users = append(l.Users, LoadedMapping{ARN: m.UserARN, Username: m.Username, Groups: m.Groups})
+				l.Users = append(l.Users, LoadedMapping{Index: i, ARN: m.UserARN, Username: m.Username, Groups: m.Groups})
 			}
 		}
 	}
@@ -112,12 +127,13 @@ func LoadAsAuthenticator(data map[string]string) *Loaded {
 			if err := json.Unmarshal(js, &raw); err != nil {
 				fail(KeyMapRoles, err)
 			}
-			for _, m := range raw {
+			for i, m := range raw {
 				if err := m.validate(); err != nil {
 					fail(KeyMapRoles, err)
 					continue
 				}
-				l.Roles = append(l.Roles, LoadedMapping{ARN: m.RoleARN, SSO: m.SSO != nil, Username: m.Username, Groups: m.Groups})
+				ps, _ := jsonString(m.PermissionSet)
+				l.Roles = append(l.Roles, LoadedMapping{Index: i, ARN: m.RoleARN, SSO: m.SSO != nil, Username: m.Username, Groups: m.Groups, PermissionSet: ps})
 			}
 		}
 	}

@@ -47,10 +47,10 @@ type Result struct {
 func (r *Result) AsLoaded() *Loaded {
 	l := &Loaded{Accounts: r.Accounts, Errors: map[string]error{}}
 	for _, m := range r.Roles {
-		l.Roles = append(l.Roles, LoadedMapping{ARN: m.ARN, Username: m.Username, Groups: m.Groups})
+		l.Roles = append(l.Roles, LoadedMapping{Index: m.Index, ARN: m.ARN, Username: m.Username, Groups: m.Groups, PermissionSet: m.PermissionSet})
 	}
 	for _, m := range r.Users {
-		l.Users = append(l.Users, LoadedMapping{ARN: m.ARN, Username: m.Username, Groups: m.Groups})
+		l.Users = append(l.Users, LoadedMapping{Index: m.Index, ARN: m.ARN, Username: m.Username, Groups: m.Groups})
 	}
 	return l
 }
