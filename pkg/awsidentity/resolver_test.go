@@ -843,8 +843,11 @@ func TestTimeoutSaysWhatAWSLastAnswered(t *testing.T) {
 	t.Parallel()
 	s := startEmu(t, awsemu.Config{Roles: trickyRoles})
 	opts := testOptions(nil)
-	opts.CallTimeout = 300 * time.Millisecond
-	opts.RetryMaxAttempts = 100
+	// Long enough that, however loaded the machine (-race, tests side by
+	// side), IAM and STS have answered at least once before the deadline:
+	// 300ms was not always.
+	opts.CallTimeout = 3 * time.Second
+	opts.RetryMaxAttempts = 1000
 	opts.RetryMaxBackoff = 100 * time.Millisecond
 	r := newResolver(t, s, opts)
 	s.InjectFault("sts:GetCallerIdentity", awsemu.Fault{Code: "ServiceUnavailable", Message: "STS is down"})
@@ -860,7 +863,7 @@ func TestTimeoutSaysWhatAWSLastAnswered(t *testing.T) {
 		t.Errorf("PermissionSetRoles, walk timed out: %v", err)
 	}
 	// A caller that gives up waiting for a walk in progress is told too.
-	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	_, err = r.PermissionSetRoles(ctx, []string{"Admin"})
 	if err == nil || !strings.Contains(err.Error(), "gave up waiting") || !strings.Contains(err.Error(), "Rate exceeded") {
@@ -871,7 +874,7 @@ func TestTimeoutSaysWhatAWSLastAnswered(t *testing.T) {
 	// the walk the caller above left running, if it still runs.)
 	s.ClearFaults()
 	_ = r.Refresh(context.Background())
-	s.InjectFault("iam:ListRoles", awsemu.Fault{Delay: 5 * time.Second})
+	s.InjectFault("iam:ListRoles", awsemu.Fault{Delay: time.Minute})
 	err = r.Refresh(context.Background())
 	if err == nil || !errors.Is(err, context.DeadlineExceeded) || strings.Contains(err.Error(), "the last IAM answer") {
 		t.Errorf("Refresh, IAM hangs: %v", err)
