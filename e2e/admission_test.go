@@ -108,6 +108,7 @@ func TestAdmissionWebhook(t *testing.T) {
 	t.Run("RefusedWithTheEngineMessagesAndAudited", s.testRefusals)
 	t.Run("DeleteRefused", s.testDeleteRefused)
 	t.Run("LockoutSelfRefusedBreakGlassAllowed", s.testLockout)
+	t.Run("GuardMatchesAsTheAuthenticatorAndRestoresNodeRole", s.testGuardAsAuthenticator)
 	t.Run("ResyncRewritesARotatedPermissionSet", s.testResync)
 	t.Run("ResyncNeverLosesAConcurrentEdit", s.testResyncConcurrentEdit)
 	t.Run("OtherConfigMapsAreNeverSent", s.testOtherConfigMaps)
@@ -358,6 +359,75 @@ func (s *webhookSuite) testRefusals(t *testing.T) {
 			s.assertAuditLogged(t, "Rejected", tc.reason, "e2e-admin")
 		})
 	}
+}
+
+// testGuardAsAuthenticator: through kubectl and the apiserver (which puts
+// the caller's canonicalArn in userInfo.extra), an IAM user's path is part
+// of the match, as in the authenticator: bob, user/team/bob, may not
+// rewrite his entry to user/bob, nor change its username. Deleting the
+// entry of the node role the webhook is configured with is repaired: the
+// write is admitted with the entry back, kubectl shows the warning, and
+// the repair is an Event.
+func (s *webhookSuite) testGuardAsAuthenticator(t *testing.T) {
+	ctx := context.Background()
+	// bob may edit ConfigMaps in kube-system, nothing more.
+	role := &rbacv1.Role{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: "e2e-configmap-editor-bob"},
+		Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"configmaps"},
+			Verbs: []string{"get", "list", "watch", "update", "patch"}}},
+	}
+	binding := &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: "e2e-configmap-editor-bob"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: role.Name},
+		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: "bob"}},
+	}
+	for _, o := range []client.Object{role, binding} {
+		if err := s.cp.Client.Create(ctx, o); err != nil && !apierrors.IsAlreadyExists(err) {
+			t.Fatal(err)
+		}
+	}
+	bobARN := "arn:aws:iam::111122223333:user/team/bob"
+	mapUsers := "- userarn: " + bobARN + "\n  username: bob\n  groups: [developers]\n"
+	before := s.resetAWSAuth(t, whSimpleRoles, mapUsers)
+	bob := framework.Identity{User: "bob", Extra: map[string][]string{"canonicalArn": {bobARN}, "arn": {bobARN}}}
+	t.Setenv("TMPDIR", t.TempDir()) // kubectl edit keeps copies of refused edits there
+	for _, tc := range []struct{ name, sed, want string }{
+		{"the path of his user ARN", `s|user/team/bob|user/bob|`, "this edit removes mapUsers[0] (" + bobARN + ")"},
+		{"the username of his entry", `s|username: bob|username: robert|`, `changes the username of mapUsers[0] (` + bobARN + `), the mapping you are signed in with`},
+	} {
+		t.Setenv("KUBE_EDITOR", s.editor(t, tc.sed+"\n"))
+		res := s.kubectl(t, framework.KubectlOptions{As: &bob}, "edit", "configmap", "aws-auth", "-n", "kube-system")
+		if res.ExitCode == 0 {
+			t.Fatalf("%s: bob's edit was admitted:\n%s", tc.name, res)
+		}
+		assertContains(t, tc.name, deniedMessage(t, res), tc.want, "you would lock yourself out", "Fix:")
+		if after := s.get(t); after.ResourceVersion != before.ResourceVersion {
+			t.Fatalf("%s: aws-auth changed although the edit was refused", tc.name)
+		}
+	}
+
+	// The node-role entry removed by an edit is put back, said and audited.
+	stored := s.get(t)
+	if !strings.Contains(stored.Data["mapRoles"], "role/eks-node-group-1") {
+		t.Fatalf("no node entry to remove:\n%s", stored.Data["mapRoles"])
+	}
+	repairs := s.auditCount(t, "Repaired", "NodeRoleRestored")
+	t.Setenv("KUBE_EDITOR", s.editor(t, `/^    - rolearn: arn:aws:iam::111122223333:role\/eks-node-group-1$/,/^        - system:nodes$/d
+`))
+	res := s.kubectl(t, framework.KubectlOptions{}, "edit", "configmap", "aws-auth", "-n", "kube-system")
+	if res.ExitCode != 0 {
+		t.Fatalf("removing the node-role entry was refused, want it repaired:\n%s", res)
+	}
+	assertContains(t, "kubectl edit stderr", res.Stderr, "Warning: aws-auth: this edit removed the node-role entry for arn:aws:iam::111122223333:role/eks-node-group-1; it was added back")
+	if got := s.get(t).Data["mapRoles"]; !strings.Contains(got, whNodeEntry) {
+		t.Errorf("the node-role entry is not back:\n%s", got)
+	}
+	if got := s.auditCount(t, "Repaired", "NodeRoleRestored"); got != repairs+1 {
+		t.Errorf("aws_auth_webhook_audit_events_total{action=Repaired,reason=NodeRoleRestored} = %v, want %v", got, repairs+1)
+	}
+	s.waitEvent(t, before.UID, "Repaired NodeRoleRestored", func(e eventsv1.Event) bool {
+		return e.Reason == "NodeRoleRestored" && e.Action == "Repaired"
+	})
 }
 
 // testDeleteRefused: DELETE of aws-auth is refused and audited.
