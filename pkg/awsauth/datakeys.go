@@ -1,10 +1,17 @@
 package awsauth
 
 import (
+	"encoding/json"
 	"fmt"
+	"regexp"
+	"slices"
 	"sort"
 
+	yamlv2 "go.yaml.in/yaml/v2"
+	sigsyaml "sigs.k8s.io/yaml"
+
 	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/charcheck"
+	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/iamarn"
 )
 
 // Data-key rules: the authenticator reads exactly three data keys, spelt
@@ -23,6 +30,9 @@ func checkDataKeys(data map[string]string) Findings {
 	sort.Strings(keys)
 	var out Findings
 	for _, k := range keys {
+		if slices.Contains(dataKeys, k) {
+			continue
+		}
 		want := nearDataKey(k)
 		p := charcheck.Value(k)
 		if want == "" && p != nil {
@@ -35,6 +45,14 @@ func checkDataKeys(data map[string]string) Findings {
 			continue
 		}
 		if want == "" {
+			if target := holdsMappings(data[k]); target != "" {
+				// Not a near miss by name, but entries by content: they
+				// would not load either.
+				out = append(out, Finding{Severity: SeverityError, Key: k, Reason: "IgnoredKey",
+					Message: fmt.Sprintf("the data key %q holds entries (%s), but the authenticator reads only %s, %s and %s and ignores every other key, so none of them would load.",
+						k, targetField(target), KeyMapRoles, KeyMapUsers, KeyMapAccounts),
+					Hint: fmt.Sprintf("move the entries into %s, or delete the key if they are not meant to load", target)})
+			}
 			continue
 		}
 		what := ""
@@ -47,6 +65,62 @@ func checkDataKeys(data map[string]string) Findings {
 			Hint: fmt.Sprintf("did you mean %s? rename the key to %s", want, want)})
 	}
 	return out
+}
+
+// holdsMappings returns the data key whose entries text holds, read as the
+// authenticator reads a data key (mapRoles for a list with rolearn or
+// permissionset, mapUsers for one with userarn, mapAccounts for a list of
+// account IDs), or "".
+func holdsMappings(text string) string {
+	if len(text) > 64<<10 || isSkippable(text) {
+		return "" // not judged: a large value is not a forgotten list of entries
+	}
+	var accounts []string
+	if yamlv2.Unmarshal([]byte(text), &accounts) == nil && len(accounts) > 0 {
+		all := true
+		for _, a := range accounts {
+			all = all && iamarn.ValidAccountID(a)
+		}
+		if all {
+			return KeyMapAccounts
+		}
+	}
+	js, err := sigsyaml.YAMLToJSON([]byte(text))
+	var items []map[string]json.RawMessage
+	if err == nil && json.Unmarshal(js, &items) == nil {
+		for _, it := range items {
+			for k := range it {
+				switch foldKey(k) {
+				case fieldRoleARN, fieldPermissionSet:
+					return KeyMapRoles
+				case fieldUserARN:
+					return KeyMapUsers
+				}
+			}
+		}
+	}
+	// Lines that read as entries to a person count too, whatever a YAML
+	// reader makes of them (a second document, a stray block scalar).
+	if m := entryLine.FindStringSubmatch(text); m != nil {
+		if foldKey(m[1]) == fieldUserARN {
+			return KeyMapUsers
+		}
+		return KeyMapRoles
+	}
+	return ""
+}
+
+// entryLine matches a line that starts an aws-auth entry or holds its ARN.
+var entryLine = regexp.MustCompile(`(?im)(?:^[ \t]*(?:-[ \t]+)?|[{,][ \t]*)(rolearn|userarn|permissionset)[ \t]*:`)
+
+func targetField(key string) string {
+	switch key {
+	case KeyMapUsers:
+		return "userarn"
+	case KeyMapAccounts:
+		return "account IDs"
+	}
+	return "rolearn or permissionset"
 }
 
 // nearDataKey returns the data key the authenticator reads that k is a

@@ -192,12 +192,23 @@ func isSkippable(text string) bool {
 	return t == "" || t == "``" || t == `""` || t == "''"
 }
 
-// foldKey lowercases a field name the way encoding/json matches it against
-// the authenticator's struct fields (each rune through ToLower, then
-// ToUpper): "groupſ" with a long s sets groups, and a dotless ı or a Kelvin
-// sign matches its ASCII letter too.
+// foldKey folds a field name the way encoding/json matches it against the
+// authenticator's struct fields (bytes.EqualFold: Unicode simple case
+// folding): each rune becomes the smallest of its folding orbit, ASCII
+// letters lowercase. "groupſ" with a long s sets groups and a Kelvin sign
+// matches k; a dotless ı or a dotted İ matches no i (they fold to nothing
+// but themselves), as the differential found.
 func foldKey(k string) string {
-	return strings.Map(func(r rune) rune { return unicode.ToLower(unicode.ToUpper(unicode.ToLower(r))) }, k)
+	return strings.Map(func(r rune) rune {
+		least := r
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			least = min(least, f)
+		}
+		if least < utf8.RuneSelf {
+			return unicode.ToLower(least)
+		}
+		return least
+	}, k)
 }
 
 // findTag returns the first node under n (aliases not followed) whose tag

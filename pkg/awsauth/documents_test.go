@@ -37,7 +37,7 @@ import (
 // Spellings of a data key that the authenticator does not read.
 func misspellDataKey(r *rand.Rand, k string) string {
 	lookalike := map[rune]string{'a': "\u0430", 'o': "\u043e", 'p': "\u0440", 'e': "\u0435", 's': "\u0455", 'c': "\u0441", 'R': "\u0280", 'U': "\uff35", 'M': "\u039c", 'A': "\u0391"}
-	switch r.IntN(16) {
+	switch r.IntN(17) {
 	case 0:
 		return strings.ToLower(k)
 	case 1:
@@ -76,6 +76,8 @@ func misspellDataKey(r *rand.Rand, k string) string {
 		return k[:1] + k[2:3] + k[1:2] + k[3:] // two letters swapped
 	case 14:
 		return k + "\u00a0"
+	case 15: // no near miss: a name of its own
+		return pick(r, []string{"roles", "users", "mappings", k + "Old", k + ".bak", "aws-auth", "entries"})
 	}
 	return strings.ToUpper(k)
 }
@@ -252,7 +254,7 @@ func yamlValue(r *rand.Rand, v string) string {
 // mutateManifest makes a manifest-level variant. The intent of each is the
 // data of the manifest it was made from (nil where the variant is meant as
 // written).
-func mutateManifest(r *rand.Rand, text string, data map[string]string) (string, map[string]string, string) {
+func mutateManifest(r *rand.Rand, text string, actual, data map[string]string) (string, map[string]string, string) {
 	other := map[string]string{KeyMapRoles: "- rolearn: arn:aws:iam::111122223333:role/other\n  username: other\n  groups: [system:masters]\n"}
 	otherBlock := "  mapRoles: |\n    - rolearn: arn:aws:iam::111122223333:role/other\n      username: other\n      groups: [system:masters]\n"
 	switch r.IntN(14) {
@@ -262,7 +264,7 @@ func mutateManifest(r *rand.Rand, text string, data map[string]string) (string, 
 		return strings.Replace(text, "\ndata:\n", "\ndata:\n"+otherBlock+"data:\n", 1), data, "second data: before"
 	case 2: // a data key twice
 		intent := data
-		if _, ok := data[KeyMapRoles]; !ok {
+		if _, ok := actual[KeyMapRoles]; !ok {
 			intent = nil // not twice: a key added
 		}
 		return strings.Replace(text, "\ndata:\n", "\ndata:\n"+otherBlock, 1), intent, "data key twice"
@@ -451,7 +453,7 @@ func TestManifestsAgree(t *testing.T) {
 				intent = base.data
 			}
 			var op string
-			doc.text, doc.intent, op = mutateManifest(r, text, intent)
+			doc.text, doc.intent, op = mutateManifest(r, text, base.data, intent)
 			doc.detail += " + " + op
 		}
 		docs <- doc

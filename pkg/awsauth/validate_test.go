@@ -176,6 +176,9 @@ func TestLintRules(t *testing.T) {
 			"mapRoles\u200b": nodeEntry, "m\u0430pUsers": "[]", "mapAccount": "[]", "notes": "kept",
 		}, []want{"error IgnoredKey map_roles", "error IgnoredKey mapRole", "error IgnoredKey maproles", "error IgnoredKey mapRoles ",
 			"error IgnoredKey mapRoles\u200b", "error IgnoredKey m\u0430pUsers", "error IgnoredKey mapAccount"}},
+		{"a data key that holds entries but is no near miss", map[string]string{
+			"roles": nodeEntry, "users": "- userarn: arn:aws:iam::111122223333:user/a\n", "notes": "- just: a list\n", "mapRoles": nodeEntry,
+		}, []want{"error IgnoredKey roles", "error IgnoredKey users"}},
 		{"a data key that holds an invisible character", map[string]string{
 			"\u00ad    username": "alice",
 		}, []want{"error InvisibleCharacter \u00ad    username"}},
