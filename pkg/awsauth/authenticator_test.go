@@ -55,8 +55,10 @@ var justifiedRejections = map[string]string{
 	// goyaml reads the first document only: entries after '---' are
 	// silently dropped, while the ConfigMap shows them to every reader.
 	"MultipleDocuments": "only the first YAML document loads; entries after '---' are silently dropped",
-	// `mapusers` is not read at all: "loaded in full" as nothing.
-	"IgnoredKey": "a data key in the wrong case is silently ignored",
+	// `mapusers`, `map_roles`, "mapRoles ", a look-alike spelling, or
+	// any other key holding entries: not read at all, "loaded in full" as
+	// nothing.
+	"IgnoredKey": "a data key the authenticator does not read (a near miss, or one holding entries) is silently ignored",
 	// "system:bootstrappers - system:nodes" is one group name to the
 	// authenticator: it loads, and grants neither group.
 	"InvalidGroups": "a group with whitespace (an indentation accident) or an empty group loads but grants nothing meant",
@@ -83,10 +85,6 @@ var justifiedRejections = map[string]string{
 	// structure the editor sees and the webhook would edit.
 	"ReadDifferently": "the authenticator's YAML 1.1 reading differs from the document's structure",
 	"MalformedYAML":   "YAML 1.2 (the editor's reading) refuses the text that YAML 1.1 accepts",
-	// `map_roles`, `mapRole`, "mapRoles " and look-alike spellings are not
-	// read at all: "loaded in full" as nothing.
-	// (IgnoredKey above covers them.)
-	//
 	// `group:` or `usrname:` is ignored: the entry loads without its groups
 	// or username.
 	"MisspeltKey": "a misspelt field loads as nothing: the entry silently lacks that field",
