@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
@@ -558,5 +559,36 @@ func TestDocumentLevelRulesThroughTheWebhook(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestAmbiguousPermissionSetWarns: a permission set two SSO roles claim
+// (provisioned through two Identity Center regions' paths) resolves to the
+// newest, and kubectl is told, with both roles named.
+func TestAmbiguousPermissionSetWarns(t *testing.T) {
+	older := awsemu.SSORole("Admin", "aaaaaaaaaaaaaaaa", "eu-west-1")
+	older.CreateDate = time.Date(2023, 1, 1, 0, 0, 0, 0, time.UTC)
+	newer := awsemu.SSORole("Admin", "bbbbbbbbbbbbbbbb", "")
+	newer.CreateDate = time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	emu := awsemu.New(awsemu.Config{AccountID: "111122223333", Roles: []awsemu.Role{older, newer}})
+	if err := emu.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(emu.Close)
+	cfg, err := emu.AWSConfig(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := New(Config{Namespace: "kube-system", Name: "aws-auth", NodeRoleARNs: []string{nodeARN}},
+		awsidentity.New(cfg, awsidentity.Options{}), audit.New(nil, logr.Discard(), prometheus.NewRegistry()), logr.Discard())
+	obj := configMap("kube-system", "aws-auth", map[string]string{"mapRoles": "- permissionset: Admin\n  username: admin\n" +
+		"- rolearn: " + nodeARN + "\n  username: system:node:{{EC2PrivateDNSName}}\n  groups:\n    - system:bootstrappers\n    - system:nodes\n"})
+	resp := h.Mutator().Handle(context.Background(), review(admissionv1.Create, obj, nil))
+	if !resp.Allowed || len(resp.Patches) != 1 || !strings.Contains(fmt.Sprint(resp.Patches[0].Value), "AWSReservedSSO_Admin_bbbbbbbbbbbbbbbb") {
+		t.Fatalf("allowed=%v patches=%v", resp.Allowed, resp.Patches)
+	}
+	if len(resp.Warnings) != 1 || !strings.Contains(resp.Warnings[0], "has 2 roles in this account") ||
+		!strings.Contains(resp.Warnings[0], "AWSReservedSSO_Admin_aaaaaaaaaaaaaaaa") || !strings.Contains(resp.Warnings[0], "the most recently created") {
+		t.Errorf("warnings: %q", resp.Warnings)
 	}
 }
