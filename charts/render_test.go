@@ -50,7 +50,7 @@ func helmBinary(t *testing.T) string {
 		cmd.Stderr = &stderr
 		out, err := cmd.Output()
 		if err != nil {
-			helmErr = fmt.Errorf("e2e/tools/install.sh helm: %v\n%s", err, stderr.String())
+			helmErr = fmt.Errorf("e2e/tools/install.sh helm: %w\n%s", err, stderr.String())
 			return
 		}
 		lines := strings.Split(strings.TrimSpace(string(out)), "\n")

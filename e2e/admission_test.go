@@ -108,6 +108,7 @@ func TestAdmissionWebhook(t *testing.T) {
 	t.Run("RefusedWithTheEngineMessagesAndAudited", s.testRefusals)
 	t.Run("DeleteRefused", s.testDeleteRefused)
 	t.Run("LockoutSelfRefusedBreakGlassAllowed", s.testLockout)
+	t.Run("GuardMatchesAsTheAuthenticatorAndRestoresNodeRole", s.testGuardAsAuthenticator)
 	t.Run("ResyncRewritesARotatedPermissionSet", s.testResync)
 	t.Run("ResyncNeverLosesAConcurrentEdit", s.testResyncConcurrentEdit)
 	t.Run("OtherConfigMapsAreNeverSent", s.testOtherConfigMaps)
@@ -257,8 +258,10 @@ func (s *webhookSuite) testApplyAndEdit(t *testing.T) {
 // aws-auth (reason = the rule, type Warning, note naming the requester), a
 // log line and a metric increment.
 func (s *webhookSuite) testRefusals(t *testing.T) {
+	head := "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: aws-auth\n  namespace: kube-system\ndata:\n"
 	for _, tc := range []struct {
 		name, reason, mapRoles string
+		manifest               string   // the whole manifest, instead of one with mapRoles
 		want                   []string // in kubectl's error output: the entry and the fix
 	}{
 		{
@@ -268,7 +271,7 @@ func (s *webhookSuite) testRefusals(t *testing.T) {
   username: admin
    groups: [system:masters]
 `,
-			want: []string{"mapRoles, line 3: mapRoles is not valid YAML", "the authenticator would drop every mapping in it", "Fix:"},
+			want: []string{"mapRoles, line 3 of mapRoles: mapRoles is not valid YAML", "the authenticator would drop every mapping in it", "Fix:"},
 		},
 		{
 			name:   "DuplicateARN",
@@ -279,7 +282,7 @@ func (s *webhookSuite) testRefusals(t *testing.T) {
   username: deployer-again
 `,
 			want: []string{"mapRoles[1] (rolearn arn:aws:iam::111122223333:role/GitHub-Deployer)",
-				"mapRoles[0] (rolearn arn:aws:iam::111122223333:role/github-deployer)", "map the same principal",
+				"mapRoles[0] (rolearn arn:aws:iam::111122223333:role/github-deployer)", "map the same IAM role",
 				"Fix: merge the two entries into one"},
 		},
 		{
@@ -289,15 +292,52 @@ func (s *webhookSuite) testRefusals(t *testing.T) {
   username: admin
   groups: [system:masters]
 `,
-			want: []string{`mapRoles[0] (permissionset Admn) permissionset, line 1: the permission set "Admn" has no role in this account`,
-				"(permission sets that do: Admin, Admin_ReadOnly, Dev, Ops, ReadOnly)", "Fix: check the name"},
+			want: []string{`mapRoles[0] (permissionset Admn) permissionset, line 1 of mapRoles: the permission set "Admn" has no role in this account`,
+				"(permission sets that do: Admin, Admin_ReadOnly, Dev, Ops, ReadOnly)", "Fix: did you mean Admin?"},
+		},
+		// The document level, through kubectl and the apiserver: what the
+		// authenticator reads differently from how it looks.
+		{
+			name:     "NearMissDataKey",
+			reason:   "IgnoredKey",
+			manifest: head + "  mapRoles: |\n    - permissionset: Admin\n      username: admin\n  map_users: |\n    - userarn: arn:aws:iam::111122223333:user/alice\n      username: alice\n",
+			want:     []string{`the data key "map_users" is not one the authenticator reads`, "did you mean mapUsers?"},
+		},
+		{
+			// As kubectl get -o yaml writes a value holding U+2028: escaped.
+			name:     "LineSeparatorInAComment",
+			reason:   "LineBreakCharacter",
+			manifest: head + "  mapRoles: \"- permissionset: Admin\\n  username: admin # ok\\u2028  groups: [system:masters]\\n\"\n",
+			want:     []string{"line 2 of mapRoles", "U+2028 LINE SEPARATOR", "reads as a line break"},
+		},
+		{
+			name:     "CyrillicLookAlikeGroup",
+			reason:   "ConfusableCharacter",
+			mapRoles: "- permissionset: Admin\n  username: admin\n  groups: [system:m\u0430sters]\n",
+			want:     []string{"U+0430 CYRILLIC SMALL LETTER A", "retype it in plain ASCII: system:masters"},
+		},
+		{
+			name:     "ZeroWidthSpaceInARN",
+			reason:   "InvisibleCharacter",
+			mapRoles: "- rolearn: arn:aws:iam::111122223333:role/ops\u200b\n  username: ops\n",
+			want:     []string{"U+200B ZERO WIDTH SPACE", "Fix: retype the value without it"},
+		},
+		{
+			name:     "GroupForGroups",
+			reason:   "MisspeltKey",
+			mapRoles: "- permissionset: Admin\n  username: admin\n  group: [system:masters]\n",
+			want:     []string{`the key "group" is not one the authenticator reads`, `did you mean "groups"?`},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := s.resetAWSAuth(t, whSimpleRoles, "")
 			audits := s.auditCount(t, "Rejected", tc.reason)
 
-			res := s.kubectl(t, framework.KubectlOptions{Stdin: whManifest("kube-system", "aws-auth", tc.mapRoles, "")}, "apply", "-f", "-")
+			manifest := tc.manifest
+			if manifest == "" {
+				manifest = whManifest("kube-system", "aws-auth", tc.mapRoles, "")
+			}
+			res := s.kubectl(t, framework.KubectlOptions{Stdin: manifest}, "apply", "-f", "-")
 			if res.ExitCode == 0 {
 				t.Fatalf("apply was not refused:\n%s", res)
 			}
@@ -319,6 +359,75 @@ func (s *webhookSuite) testRefusals(t *testing.T) {
 			s.assertAuditLogged(t, "Rejected", tc.reason, "e2e-admin")
 		})
 	}
+}
+
+// testGuardAsAuthenticator: through kubectl and the apiserver (which puts
+// the caller's canonicalArn in userInfo.extra), an IAM user's path is part
+// of the match, as in the authenticator: bob, user/team/bob, may not
+// rewrite his entry to user/bob, nor change its username. Deleting the
+// entry of the node role the webhook is configured with is repaired: the
+// write is admitted with the entry back, kubectl shows the warning, and
+// the repair is an Event.
+func (s *webhookSuite) testGuardAsAuthenticator(t *testing.T) {
+	ctx := context.Background()
+	// bob may edit ConfigMaps in kube-system, nothing more.
+	role := &rbacv1.Role{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: "e2e-configmap-editor-bob"},
+		Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"configmaps"},
+			Verbs: []string{"get", "list", "watch", "update", "patch"}}},
+	}
+	binding := &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: "e2e-configmap-editor-bob"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: role.Name},
+		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: "bob"}},
+	}
+	for _, o := range []client.Object{role, binding} {
+		if err := s.cp.Client.Create(ctx, o); err != nil && !apierrors.IsAlreadyExists(err) {
+			t.Fatal(err)
+		}
+	}
+	bobARN := "arn:aws:iam::111122223333:user/team/bob"
+	mapUsers := "- userarn: " + bobARN + "\n  username: bob\n  groups: [developers]\n"
+	before := s.resetAWSAuth(t, whSimpleRoles, mapUsers)
+	bob := framework.Identity{User: "bob", Extra: map[string][]string{"canonicalArn": {bobARN}, "arn": {bobARN}}}
+	t.Setenv("TMPDIR", t.TempDir()) // kubectl edit keeps copies of refused edits there
+	for _, tc := range []struct{ name, sed, want string }{
+		{"the path of his user ARN", `s|user/team/bob|user/bob|`, "this edit removes mapUsers[0] (" + bobARN + ")"},
+		{"the username of his entry", `s|username: bob|username: robert|`, `changes the username of mapUsers[0] (` + bobARN + `), the mapping you are signed in with`},
+	} {
+		t.Setenv("KUBE_EDITOR", s.editor(t, tc.sed+"\n"))
+		res := s.kubectl(t, framework.KubectlOptions{As: &bob}, "edit", "configmap", "aws-auth", "-n", "kube-system")
+		if res.ExitCode == 0 {
+			t.Fatalf("%s: bob's edit was admitted:\n%s", tc.name, res)
+		}
+		assertContains(t, tc.name, deniedMessage(t, res), tc.want, "you would lock yourself out", "Fix:")
+		if after := s.get(t); after.ResourceVersion != before.ResourceVersion {
+			t.Fatalf("%s: aws-auth changed although the edit was refused", tc.name)
+		}
+	}
+
+	// The node-role entry removed by an edit is put back, said and audited.
+	stored := s.get(t)
+	if !strings.Contains(stored.Data["mapRoles"], "role/eks-node-group-1") {
+		t.Fatalf("no node entry to remove:\n%s", stored.Data["mapRoles"])
+	}
+	repairs := s.auditCount(t, "Repaired", "NodeRoleRestored")
+	t.Setenv("KUBE_EDITOR", s.editor(t, `/^    - rolearn: arn:aws:iam::111122223333:role\/eks-node-group-1$/,/^        - system:nodes$/d
+`))
+	res := s.kubectl(t, framework.KubectlOptions{}, "edit", "configmap", "aws-auth", "-n", "kube-system")
+	if res.ExitCode != 0 {
+		t.Fatalf("removing the node-role entry was refused, want it repaired:\n%s", res)
+	}
+	assertContains(t, "kubectl edit stderr", res.Stderr, "Warning: aws-auth: this edit removed the node-role entry for arn:aws:iam::111122223333:role/eks-node-group-1; it was added back")
+	if got := s.get(t).Data["mapRoles"]; !strings.Contains(got, whNodeEntry) {
+		t.Errorf("the node-role entry is not back:\n%s", got)
+	}
+	if got := s.auditCount(t, "Repaired", "NodeRoleRestored"); got != repairs+1 {
+		t.Errorf("aws_auth_webhook_audit_events_total{action=Repaired,reason=NodeRoleRestored} = %v, want %v", got, repairs+1)
+	}
+	s.waitEvent(t, before.UID, "Repaired NodeRoleRestored", func(e eventsv1.Event) bool {
+		return e.Reason == "NodeRoleRestored" && e.Action == "Repaired"
+	})
 }
 
 // testDeleteRefused: DELETE of aws-auth is refused and audited.

@@ -269,10 +269,11 @@ func testIAMOutage(t *testing.T, cp *framework.ControlPlane) {
 // --- start without IMDS and STS ------------------------------------------
 
 // testStartWithoutIMDSAndSTS: instance metadata does not answer (nothing
-// listens) and STS fails. The server still gets ready, logs what it lacks
-// (the account; the node role), resolves permission sets (IAM works), and
-// refuses $ACCOUNTID saying STS failed; once STS answers, $ACCOUNTID
-// resolves without a restart.
+// listens) and STS fails. The server serves but is not ready (/readyz says
+// the AWS identity cannot be read, and why), logs what it lacks (the
+// account; the node role), resolves permission sets (IAM works), and
+// refuses $ACCOUNTID saying STS failed; once STS answers, it gets ready and
+// $ACCOUNTID resolves, without a restart.
 func testStartWithoutIMDSAndSTS(t *testing.T, cp *framework.ControlPlane) {
 	ctx := context.Background()
 	emu := framework.StartEmulator(t, awsemu.Config{AccountID: whAccount, Region: whRegion, NodeRoleName: "eks-node-group-1",
@@ -280,10 +281,10 @@ func testStartWithoutIMDSAndSTS(t *testing.T, cp *framework.ControlPlane) {
 	emu.InjectFault("sts:*", awsemu.Fault{Code: "ServiceUnavailable", Message: "STS is down"})
 	closed := closedAddr(t)
 	start := time.Now()
-	wh := cp.StartWebhook(t, framework.WebhookOptions{Emulator: emu,
+	wh := cp.StartWebhook(t, framework.WebhookOptions{Emulator: emu, WaitPath: "/healthz",
 		Env:  map[string]string{"AWS_EC2_METADATA_SERVICE_ENDPOINT": "http://" + closed + "/"},
 		Args: []string{"--break-glass-group=" + whBreakGlass}})
-	ready := time.Since(start)
+	serving := time.Since(start)
 	s := &webhookSuite{cp: cp, emu: emu, wh: wh}
 
 	logs := wh.Logs()
@@ -295,9 +296,13 @@ func testStartWithoutIMDSAndSTS(t *testing.T, cp *framework.ControlPlane) {
 			t.Errorf("no log line with %q:\n%s", want, logs)
 		}
 	}
-	if code, body := wh.Get(t, wh.HealthAddr, "/readyz?verbose"); code != 200 {
-		t.Errorf("/readyz: %d %s", code, body)
+	// Not ready, and the log says why (the probe's answer withholds it).
+	if code, body := wh.Get(t, wh.HealthAddr, "/readyz?verbose"); code != 500 || !strings.Contains(body, "[-]identity failed") {
+		t.Errorf("/readyz with STS down: %d %s; want 500 from the identity check", code, body)
 	}
+	framework.WaitFor(t, 10*time.Second, func() (bool, error) { // the log is written as the probe answers
+		return logHas(wh.Logs(), "not ready", "the AWS identity cannot be read", "sts:GetCallerIdentity", "STS is down"), nil
+	})
 
 	// Permission sets resolve (IAM answers); no node entry is invented.
 	s.resetAWSAuth(t, "- permissionset: Admin\n  username: admin\n  groups: [system:masters]\n", "")
@@ -332,11 +337,16 @@ func testStartWithoutIMDSAndSTS(t *testing.T, cp *framework.ControlPlane) {
 		return lastErr == nil, nil
 	})
 	resolvedAfter := time.Since(back)
+	framework.WaitFor(t, 10*time.Second, func() (bool, error) {
+		code, _ := wh.Get(t, wh.HealthAddr, "/readyz")
+		return code == 200, nil
+	})
+	readyAfter := time.Since(back)
 	if got := s.get(t).Data["mapUsers"]; !strings.Contains(got, "arn:aws:iam::"+whAccount+":user/alice") {
 		t.Errorf("mapUsers: %s", got)
 	}
-	t.Logf("reliability: start with IMDS unreachable and STS failing: ready in %v, permission sets served, $ACCOUNTID refused as STS unavailable, then resolved %v after STS came back, without a restart (%d STS calls)",
-		ready.Round(100*time.Millisecond), resolvedAfter.Round(100*time.Millisecond), emu.Calls("sts:GetCallerIdentity"))
+	t.Logf("reliability: start with IMDS unreachable and STS failing: serving in %v but not ready (/readyz names sts:GetCallerIdentity), permission sets served, $ACCOUNTID refused as STS unavailable, then resolved %v and ready %v after STS came back, without a restart (%d STS calls)",
+		serving.Round(100*time.Millisecond), resolvedAfter.Round(100*time.Millisecond), readyAfter.Round(100*time.Millisecond), emu.Calls("sts:GetCallerIdentity"))
 }
 
 // closedAddr is a loopback address nothing listens on.
@@ -483,7 +493,7 @@ func testConcurrentWriters(t *testing.T, cp *framework.ControlPlane) {
 					mu.Unlock()
 					continue
 				}
-				fail(fmt.Errorf("kubectl edit %s (attempt %d): %v\n%s", name, attempt, err, stderr.String()))
+				fail(fmt.Errorf("kubectl edit %s (attempt %d): %w\n%s", name, attempt, err, stderr.String()))
 				return
 			}
 		}

@@ -213,7 +213,7 @@ prometheusRule:
 			helmRes = &r
 		}
 		if helmRes != nil && helmRes.err != nil {
-			return fmt.Errorf("helm install failed: %v\n%s", helmRes.err, helmRes.out)
+			return fmt.Errorf("helm install failed: %w\n%s", helmRes.err, helmRes.out)
 		}
 		if t.Failed() { // the fake kubelet could not run the pod
 			return errors.New("the test failed while helm install waits")

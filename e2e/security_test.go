@@ -223,13 +223,16 @@ func testPlainHTTP(t *testing.T, wh *framework.WebhookProcess) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		conn.SetDeadline(time.Now().Add(10 * time.Second))
+		if err := conn.SetDeadline(time.Now().Add(10 * time.Second)); err != nil {
+			t.Fatal(err)
+		}
 		fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", path, wh.Addr(), len(body), body)
 		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 		if err != nil {
 			t.Fatalf("plain HTTP POST %s: no HTTP answer: %v", path, err)
 		}
 		text, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
 		conn.Close()
 		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(text), "HTTP request to an HTTPS server") {
 			t.Errorf("plain HTTP POST %s: %d %q", path, resp.StatusCode, text)
@@ -251,13 +254,16 @@ func testBodyLimit(t *testing.T, s *webhookSuite) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if err := conn.SetDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
 	fmt.Fprintf(conn, "POST /validate?timeout=5s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", wh.Addr(), 64<<20)
 	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 	if err != nil {
 		t.Fatalf("no answer to a 64 MiB Content-Length with no body sent: %v", err)
 	}
 	text, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
 	conn.Close()
 	if resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(string(text), "too large") {
 		t.Errorf("64 MiB announced: %d %s", resp.StatusCode, text)
@@ -604,7 +610,7 @@ func secStartRecordingFront(t *testing.T, emu *awsemu.Server) *secFront {
 		f.mu.Unlock()
 		emu.Handler().ServeHTTP(w, r)
 	})}
-	go srv.Serve(ln)
+	go func() { _ = srv.Serve(ln) }() // ends with ErrServerClosed
 	t.Cleanup(func() { srv.Close() })
 	f.url = "http://" + ln.Addr().String()
 	return f

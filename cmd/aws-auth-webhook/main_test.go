@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -72,7 +73,7 @@ func runCLI(t *testing.T, emu *awsemu.Server, stdin string, args ...string) run 
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
 	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
+	if ee := (*exec.ExitError)(nil); errors.As(err, &ee) {
 		code = ee.ExitCode()
 	} else if err != nil {
 		t.Fatal(err)
@@ -276,5 +277,75 @@ func TestHelp(t *testing.T) {
 		if r.code != 0 || !strings.Contains(r.stdout, "Usage:") {
 			t.Errorf("%v: exit %d\n%s", args, r.code, r.stdout)
 		}
+	}
+}
+
+// TestBadNodeRoleRefusedAtStart: a --node-role-arn the engine would refuse
+// (an unknown partition passed the SDK's arn.Parse, and every write of
+// aws-auth then failed) stops serve and render before anything else, with
+// the flag, the reason and the fix.
+func TestBadNodeRoleRefusedAtStart(t *testing.T) {
+	for _, bad := range []string{"arn:aws-foo:iam::111122223333:role/eks-node", "arn:aws:iam::111122223333:user/eks-node", "eks-node"} {
+		for _, args := range [][]string{
+			{"serve", "--node-role-arn", bad, "--kubeconfig", "/nonexistent"},
+			{"render", "-f", "-", "--node-role-arn", bad},
+		} {
+			r := runCLI(t, nil, input, args...)
+			if r.code != 2 || r.stdout != "" || !strings.Contains(r.stderr, "--node-role-arn \""+bad+"\"") {
+				t.Errorf("%v: exit %d, stdout %q, stderr %q; want 2 naming the flag", args, r.code, r.stdout, r.stderr)
+			}
+			if strings.Contains(r.stderr, "Kubernetes configuration") || strings.Contains(r.stderr, "AWS") {
+				t.Errorf("%v: got past the flag check: %s", args, r.stderr)
+			}
+		}
+	}
+	r := runCLI(t, nil, input, "serve", "--node-role-arn", "arn:aws-foo:iam::111122223333:role/eks-node")
+	if !strings.Contains(r.stderr, `partition "aws-foo"`) || !strings.Contains(r.stderr, "aws, aws-cn or aws-us-gov") {
+		t.Errorf("the message does not say what is wrong and how to fix it: %s", r.stderr)
+	}
+}
+
+// TestLintDocumentLevel: what the authenticator (or kubectl, carrying the
+// manifest) reads differently from how it looks is refused through lint,
+// with the line of the file where the manifest's lines are the data's.
+func TestLintDocumentLevel(t *testing.T) {
+	head := "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: aws-auth\n  namespace: kube-system\ndata:\n"
+	for _, tc := range []struct {
+		name, manifest string
+		code           int
+		wants          []string
+	}{
+		{"a near-miss data key", head + "  map_roles: |\n    - rolearn: arn:aws:iam::111122223333:role/a\n      username: a\n",
+			1, []string{`"map_roles"`, "did you mean mapRoles?"}},
+		{"a trailing space in a data key", head + "  \"mapRoles \": |\n    - rolearn: arn:aws:iam::111122223333:role/a\n      username: a\n",
+			1, []string{`"mapRoles "`, "did you mean mapRoles?"}},
+		{"a line separator in a comment, as kubectl get -o yaml writes it", head + "  mapRoles: \"- rolearn: arn:aws:iam::111122223333:role/a\\n  username: a # x\\u2028  groups: [system:masters]\\n\"\n",
+			1, []string{"U+2028 LINE SEPARATOR", "line 2 of mapRoles"}},
+		{"a line separator in the manifest", head + "  mapRoles: |\n    - rolearn: arn:aws:iam::111122223333:role/a\n      username: a # x\u2028      groups: [system:masters]\n",
+			2, []string{"line 9", "U+2028 LINE SEPARATOR"}},
+		{"a look-alike in a group, with the file's line", head + "  mapRoles: |\n    - rolearn: arn:aws:iam::111122223333:role/a\n      username: a\n      groups: [system:m\u0430sters]\n",
+			1, []string{"U+0430 CYRILLIC SMALL LETTER A", "line 10 (line 3 of mapRoles)", "system:masters"}},
+		{"two data: keys", head + "  mapRoles: |\n    - rolearn: arn:aws:iam::111122223333:role/a\n      username: a\ndata:\n  mapUsers: \"\"\n",
+			2, []string{"data: is written twice (lines 6 and 10)", "kubectl keeps only the last"}},
+		{"a data key twice", head + "  mapRoles: \"\"\n  mapRoles: |\n    - rolearn: arn:aws:iam::111122223333:role/a\n      username: a\n",
+			2, []string{"data.mapRoles: is written twice"}},
+		{"two documents", head + "  mapRoles: \"\"\n---\n" + head + "  mapUsers: \"\"\n", 2, []string{"more than one YAML document"}},
+		{"a name that only looks like aws-auth", strings.Replace(head, "aws-auth", "aws-auth\u200b", 1) + "  mapRoles: \"\"\n",
+			1, []string{"U+200B ZERO WIDTH SPACE", "set metadata.name to aws-auth"}},
+		{"a misspelt data:", strings.Replace(head, "\ndata:", "\ndата:", 1) + "  mapRoles: \"\"\n", 2, []string{"did you mean data?"}},
+		{"group: for groups", head + "  mapRoles: |\n    - rolearn: arn:aws:iam::111122223333:role/a\n      username: a\n      group: [system:masters]\n",
+			1, []string{`"group"`, `did you mean "groups"?`, "line 10 (line 3 of mapRoles)"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := runCLI(t, nil, tc.manifest, "lint", "-f", "-")
+			if r.code != tc.code {
+				t.Fatalf("exit %d, want %d\n%s%s", r.code, tc.code, r.stdout, r.stderr)
+			}
+			for _, w := range tc.wants {
+				if !strings.Contains(r.stdout+r.stderr, w) {
+					t.Errorf("output lacks %q:\n%s%s", w, r.stdout, r.stderr)
+				}
+			}
+		})
 	}
 }

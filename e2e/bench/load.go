@@ -115,10 +115,9 @@ func load(ctx context.Context, client *http.Client, base string, w *workload, co
 	}
 
 	type worker struct {
-		m, v       []time.Duration
-		errs       int
-		first      string
-		start, end time.Time
+		m, v  []time.Duration
+		errs  int
+		first string
 	}
 	run := func(wk *worker, until time.Time, count int) {
 		for n := 0; (count > 0 && n < count) || (count == 0 && time.Now().Before(until)); n++ {

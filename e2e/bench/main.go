@@ -161,7 +161,9 @@ func engineBenchmarks(ctx context.Context, rep *report) error {
 		var ns, b, allocs float64
 		for i := 2; i+1 < len(f); i += 2 {
 			var v float64
-			fmt.Sscan(f[i], &v)
+			if _, err := fmt.Sscan(f[i], &v); err != nil {
+				continue // not a figure
+			}
 			switch f[i+1] {
 			case "ns/op":
 				ns = v

@@ -135,7 +135,7 @@ func start(name, bin string, args, env []string, port int, health, logDir string
 	for {
 		select {
 		case <-p.exited:
-			return nil, fmt.Errorf("%s exited before it was ready (%v); log: %s", name, p.err, tail(p.logPath))
+			return nil, fmt.Errorf("%s exited before it was ready (%w); log: %s", name, p.err, tail(p.logPath))
 		default:
 		}
 		if p.isReady(hc) {

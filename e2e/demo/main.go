@@ -7,6 +7,15 @@
 // registers it. It writes a kubeconfig, prints the commands to try, and
 // stops everything on Ctrl-C.
 //
+// Ctrl-C in a terminal interrupts the whole foreground job: with the
+// output piped (make demo | tee log) tee is gone at once, and a write to
+// its pipe would kill this process (SIGPIPE) before it stopped etcd and
+// kube-apiserver, which envtest runs in process groups of their own where
+// Ctrl-C does not reach. So SIGPIPE is ignored, and on SIGINT, SIGTERM or
+// SIGHUP every child is stopped first — the webhook, kube-apiserver, etcd,
+// the AWS emulator — and only then is anything printed; the exit status
+// is 0.
+//
 //	make demo            (or: go run -tags e2e ./e2e/demo)
 //	go run -tags e2e ./e2e/demo --check   # start, prove a permissionset resolves, stop
 package main
@@ -48,15 +57,25 @@ func main() {
 	check := flag.Bool("check", false, "start everything, make one kubectl edit that adds a permission set, verify it resolved, and stop")
 	bin := flag.String("bin", "bin", "folder holding the aws-auth-webhook binary (make build)")
 	flag.Parse()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	signal.Ignore(syscall.SIGPIPE) // a write to a closed pipe fails instead
+	// Further signals while stopping are absorbed here: a second Ctrl-C
+	// does not cut the stopping short.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
-	if err := run(ctx, *bin, *check); err != nil {
+	err := run(ctx, *bin, *check) // returns once everything it started is stopped
+	switch {
+	case ctx.Err() != nil:
+		fmt.Fprintln(os.Stderr, "demo: stopped: the webhook, kube-apiserver, etcd and the AWS emulator are down")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "demo: while stopping:", err)
+		}
+	case err != nil:
 		fmt.Fprintln(os.Stderr, "demo:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, bin string, check bool) error {
+func run(ctx context.Context, bin string, check bool) (err error) {
 	assets := os.Getenv("KUBEBUILDER_ASSETS")
 	if assets == "" {
 		return errors.New("KUBEBUILDER_ASSETS is not set: run `make demo`, which builds the control plane once")
@@ -94,9 +113,14 @@ func run(ctx context.Context, bin string, check bool) error {
 	fmt.Println("starting etcd and kube-apiserver ...")
 	cfg, err := env.Start()
 	if err != nil {
+		_ = env.Stop() // whatever did start
 		return fmt.Errorf("starting the control plane: %w", err)
 	}
-	defer env.Stop()
+	defer func() {
+		if stopErr := env.Stop(); stopErr != nil {
+			err = errors.Join(err, fmt.Errorf("stopping kube-apiserver and etcd: %w", stopErr))
+		}
+	}()
 	user, err := env.AddUser(envtest.User{Name: "demo-admin", Groups: []string{"system:masters"}}, nil)
 	if err != nil {
 		return err
@@ -209,8 +233,7 @@ Webhook log: %[4]s   metrics: http://%[5]s/metrics
 Press Ctrl-C to stop everything.
 `, kubeconfig, assets, emu.URL(), logFile, metrics, accessEntriesInstructions(emu, binary))
 	<-ctx.Done()
-	fmt.Println("\nstopping ...")
-	return nil
+	return nil // the deferred stops run before anything more is printed
 }
 
 // smokeCheck does what the printed instructions suggest, with KUBE_EDITOR
@@ -225,12 +248,12 @@ func smokeCheck(ctx context.Context, kubectl, kubeconfig, work string) error {
 	edit := exec.CommandContext(ctx, kubectl, "--kubeconfig", kubeconfig, "edit", "configmap", "aws-auth", "-n", "kube-system")
 	edit.Env = append(os.Environ(), "KUBE_EDITOR="+editor)
 	if out, err := edit.CombinedOutput(); err != nil {
-		return fmt.Errorf("kubectl edit: %v\n%s", err, out)
+		return fmt.Errorf("kubectl edit: %w\n%s", err, out)
 	}
 	out, err := exec.CommandContext(ctx, kubectl, "--kubeconfig", kubeconfig, "get", "configmap", "aws-auth", "-n", "kube-system",
 		"-o", "jsonpath={.data.mapRoles}").Output()
 	if err != nil {
-		return fmt.Errorf("kubectl get: %v", err)
+		return fmt.Errorf("kubectl get: %w", err)
 	}
 	if !strings.Contains(string(out), "rolearn: arn:aws:iam::111122223333:role/AWSReservedSSO_Developer_") {
 		return fmt.Errorf("the permission set was not resolved; aws-auth holds:\n%s", out)

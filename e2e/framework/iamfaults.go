@@ -48,7 +48,7 @@ func StartIAMFaults(t testing.TB, emu *awsemu.Server) *IAMFaults {
 		t.Fatal(err)
 	}
 	srv := &http.Server{Handler: p, ReadHeaderTimeout: 10 * time.Second}
-	go srv.Serve(ln)
+	go func() { _ = srv.Serve(ln) }() // ends with ErrServerClosed
 	t.Cleanup(func() { srv.Close() })
 	p.url = "http://" + ln.Addr().String()
 	return p

@@ -756,7 +756,7 @@ func (k *FakeKubelet) syncSecrets(ctx context.Context, pod *corev1.Pod, r *podRu
 			for _, it := range sv.items {
 				v, ok := s.Data[it.Key]
 				if !ok {
-					return fmt.Errorf("Secret %s has no key %s", sv.secret, it.Key)
+					return fmt.Errorf("secret %s has no key %s", sv.secret, it.Key)
 				}
 				files[it.Path] = v
 			}

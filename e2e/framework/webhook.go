@@ -174,6 +174,10 @@ type WebhookOptions struct {
 	Env map[string]string
 	// ReadyTimeout bounds the wait for /readyz; default 30s.
 	ReadyTimeout time.Duration
+	// WaitPath is what StartWebhook waits to answer 200: default /readyz;
+	// /healthz for a replica that is expected not to be ready (its AWS
+	// identity cannot be read).
+	WaitPath string
 	// Port is the webhook's HTTPS port; default envtest's LocalServingPort
 	// (the one the apiserver calls). Another port runs a replica the
 	// apiserver does not call.
@@ -277,6 +281,10 @@ func (cp *ControlPlane) StartWebhook(t testing.TB, opts WebhookOptions) *Webhook
 
 	client := &http.Client{Timeout: 2 * time.Second}
 	deadline := time.Now().Add(opts.ReadyTimeout)
+	waitPath := opts.WaitPath
+	if waitPath == "" {
+		waitPath = "/readyz"
+	}
 	for {
 		select {
 		case <-w.exited:
@@ -284,7 +292,7 @@ func (cp *ControlPlane) StartWebhook(t testing.TB, opts WebhookOptions) *Webhook
 			t.Fatalf("aws-auth-webhook serve exited before it was ready: %v", w.exitErr)
 		default:
 		}
-		resp, err := client.Get("http://" + w.HealthAddr + "/readyz")
+		resp, err := client.Get("http://" + w.HealthAddr + waitPath)
 		if err == nil {
 			io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()

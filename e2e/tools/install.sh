@@ -12,6 +12,8 @@
 #   kube          the k8s-<version> folder
 #   etcd          the etcd-<version> folder
 #   helm          the helm-<version> folder (helm)
+#   golangci-lint the golangci-lint-<version> folder (golangci-lint, which
+#                 make lint runs with the repository's .golangci.yml)
 #   cert-manager  the cert-manager-<version> folder: cert-manager-controller,
 #                 cert-manager-cainjector (thin mains, e2e/tools/certmanager)
 #                 and crds/*.yaml (apply with kubectl apply --server-side: the
@@ -32,7 +34,8 @@
 # Memory: linking kube-apiserver peaks at ~2.6 GB RSS (measured, -p=2, 2 cores);
 # the cold build of kube + etcd takes ~9-10 min there; helm adds ~1.5 min,
 # cert-manager ~2.5 min (its controller links at ~1.1 GB). Binaries are built
-# one at a time; AWS_AUTH_WEBHOOK_BUILD_P sets go build -p (default 2).
+# one at a time; AWS_AUTH_WEBHOOK_BUILD_P sets go build -p (default 2). While
+# a binary builds, a line every 30 s says so, so a long build is never silent.
 set -euo pipefail
 
 # ---- versions: the one place to change them ---------------------------------
@@ -45,6 +48,7 @@ CERT_MANAGER_VERSION=v1.21.2 # github.com/cert-manager/cert-manager; e2e/tools/c
 # version the proxy serves. The go.sum hash of that zip, checked on download:
 PROMETHEUS_OPERATOR_VERSION=v0.85.0
 PROMETHEUS_OPERATOR_SUM=h1:M5xLCLEoaW2IJfnuCwFzzpL+jSVQu3KGT84Pye+fW8s=
+GOLANGCI_LINT_VERSION=v2.15.0 # github.com/golangci/golangci-lint/v2, go install'ed (make lint)
 # ------------------------------------------------------------------------------
 
 TOOLS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
@@ -73,7 +77,11 @@ LOCKED= # set once this run holds the cache lock
 
 # Temp files (and folders) of builds in flight; removed on any exit.
 TMP_FILES=()
-cleanup() { ((${#TMP_FILES[@]} == 0)) || rm -rf "${TMP_FILES[@]}"; }
+TICKER= # the progress printer of the build in flight
+cleanup() {
+	[[ -z $TICKER ]] || kill "$TICKER" 2>/dev/null || true
+	((${#TMP_FILES[@]} == 0)) || rm -rf "${TMP_FILES[@]}"
+}
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
@@ -85,6 +93,22 @@ require_pin() {
 	[[ -f $gomod ]] || die "missing $gomod"
 	grep -Eq "^(require)?[[:space:]]*$2 $3([[:space:]]|$)" "$gomod" ||
 		die "$gomod does not require $2 $3; install.sh and the tools module disagree"
+}
+
+# with_progress NAME CMD...: runs CMD, and while it runs says every 30 s
+# that NAME is still building, so that a cold build (minutes) prints
+# progress.
+with_progress() {
+	local name=$1 start=$SECONDS
+	shift
+	(while sleep 30; do log "still building $name ($((SECONDS - start))s so far)"; done) &
+	TICKER=$!
+	local rc=0
+	"$@" || rc=$?
+	kill "$TICKER" 2>/dev/null || true
+	wait "$TICKER" 2>/dev/null || true
+	TICKER=
+	return "$rc"
 }
 
 # build_bin MODULE_DIR OUT_DIR NAME PACKAGE [LDFLAGS...]
@@ -105,11 +129,8 @@ build_bin() {
 	TMP_FILES+=("$tmp")
 	log "building $name ($pkg) -> $dest"
 	local start=$SECONDS
-	(
-		cd "$TOOLS_DIR/$mod"
-		CGO_ENABLED=0 go build -p "$BUILD_P" -trimpath \
-			-ldflags "-s -w $*" -o "$tmp" "$pkg"
-	)
+	with_progress "$name" bash -c 'cd "$1" && shift && CGO_ENABLED=0 exec go build "$@"' _ \
+		"$TOOLS_DIR/$mod" -p "$BUILD_P" -trimpath -ldflags "-s -w $*" -o "$tmp" "$pkg"
 	mv -f "$tmp" "$dest"
 	log "built $name in $((SECONDS - start))s"
 }
@@ -132,11 +153,8 @@ install_bin() {
 	TMP_FILES+=("$tmp")
 	log "building $name ($pkg) -> $dest"
 	local start=$SECONDS
-	(
-		cd /
-		GOWORK=off GOBIN=$tmp CGO_ENABLED=0 go install -p "$BUILD_P" -trimpath \
-			-ldflags "-s -w $*" "$pkg"
-	)
+	with_progress "$name" bash -c 'cd / && GOWORK=off GOBIN=$1 CGO_ENABLED=0 exec go install -p "$2" -trimpath -ldflags "$3" "$4"' _ \
+		"$tmp" "$BUILD_P" "-s -w $*" "$pkg"
 	local built=${pkg%@*}
 	mv -f "$tmp/${built##*/}" "$dest"
 	rmdir "$tmp"
@@ -162,6 +180,7 @@ INSTALL=("${ALL[@]}" helm cert-manager prometheus-operator) # install: + the Hel
 k8s_dir() { printf 'k8s-%s' "$K8S_VERSION"; }
 etcd_dir() { printf 'etcd-%s' "$ETCD_VERSION"; }
 helm_dir() { printf 'helm-%s' "$HELM_VERSION"; }
+golangci_lint_dir() { printf 'golangci-lint-%s' "$GOLANGCI_LINT_VERSION"; }
 cert_manager_dir() { printf 'cert-manager-%s' "$CERT_MANAGER_VERSION"; }
 prometheus_operator_dir() { printf 'prometheus-operator-%s' "$PROMETHEUS_OPERATOR_VERSION"; }
 
@@ -206,6 +225,15 @@ target_helm() {
 		log "have $out/helm"
 	fi
 	OUT=$out
+}
+
+# golangci-lint for make lint: `go install pkg@version` (its own go.mod);
+# built with this machine's Go, so it understands the Go the project uses.
+target_golangci_lint() {
+	local ld=(-X main.version="${GOLANGCI_LINT_VERSION#v}")
+	install_bin "$(golangci_lint_dir)" golangci-lint \
+		"github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$GOLANGCI_LINT_VERSION" "${ld[@]}"
+	OUT="$CACHE/$(golangci_lint_dir)"
 }
 
 # cert-manager's stock cmd/controller and cmd/cainjector are modules the proxy
@@ -299,7 +327,7 @@ target_install() {
 
 main() {
 	local target=${1:-all}
-	local usage="usage: install.sh [$(IFS='|'; echo "${INSTALL[*]}")|all|install]"
+	local usage="usage: install.sh [$(IFS='|'; echo "${INSTALL[*]}")|golangci-lint|all|install]"
 	(($# <= 1)) || die "$usage"
 	[[ $target =~ ^[a-z-]+$ ]] && declare -F "target_${target//-/_}" >/dev/null ||
 		die "unknown target '$target'; $usage"

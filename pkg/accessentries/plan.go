@@ -161,7 +161,7 @@ func Diff(desired []Desired, untranslatable []Untranslatable, current []Current,
 	// deleting it would take access that aws-auth still grants.
 	keep := map[string]string{} // by identity (lowercased, path dropped)
 	for _, u := range untranslatable {
-		if k, ok := awsauth.PrincipalKey(u.PrincipalARN); ok {
+		if k, ok := awsauth.IdentityKey(u.PrincipalARN); ok {
 			keep[k] = u.Source
 		}
 	}
@@ -176,7 +176,6 @@ func Diff(desired []Desired, untranslatable []Untranslatable, current []Current,
 
 	var adopts, creates, changes, recreates, deletes []Op
 	for _, d := range desired {
-		d := d
 		cur, exists := byARN[d.PrincipalARN]
 		if !exists {
 			reason := fmt.Sprintf("%s has no access entry yet", d.Source)
@@ -190,7 +189,6 @@ func Diff(desired []Desired, untranslatable []Untranslatable, current []Current,
 			}
 			creates = append(creates, Op{Action: ActionCreate, PrincipalARN: d.PrincipalARN, Desired: &d, Reason: reason, Repair: repair})
 			for _, a := range d.Policies {
-				a := a
 				creates = append(creates, Op{Action: ActionAssociate, PrincipalARN: d.PrincipalARN, Policy: &a,
 					Reason: fmt.Sprintf("%s asks for %s", d.Source, policyReason(a))})
 			}
@@ -238,7 +236,7 @@ func Diff(desired []Desired, untranslatable []Untranslatable, current []Current,
 		if wanted[c.PrincipalARN] {
 			continue
 		}
-		k, _ := awsauth.PrincipalKey(c.PrincipalARN)
+		k, _ := awsauth.IdentityKey(c.PrincipalARN)
 		if src, ok := keep[k]; ok && k != "" {
 			p.Unmanaged = append(p.Unmanaged, Left{PrincipalARN: c.PrincipalARN,
 				Reason: fmt.Sprintf("%s cannot be translated (see untranslatable), so its entry is left as it is", src)})
@@ -285,7 +283,6 @@ func policyOps(d Desired, cur Current) []Op {
 		have[a.Policy] = a
 	}
 	for _, a := range d.Policies {
-		a := a
 		h, ok := have[a.Policy]
 		switch {
 		case !ok:
@@ -340,7 +337,7 @@ func replacedEntry(d Desired, current []Current, wanted map[string]bool) string 
 // the permission set (a new suffix).
 func identities(principal, permissionSet string) []string {
 	var out []string
-	if k, ok := awsauth.PrincipalKey(principal); ok {
+	if k, ok := awsauth.IdentityKey(principal); ok {
 		out = append(out, "principal/"+k)
 	}
 	if permissionSet == "" {

@@ -44,7 +44,7 @@ type RoleFact struct {
 }
 
 // RoleFacts maps a role's canonical ARN, lowercased (arn:P:iam::A:role/NAME,
-// as awsauth.PrincipalKey gives it), to its facts. A role missing from the
+// as awsauth.IdentityKey gives it), to its facts. A role missing from the
 // map does not exist in IAM.
 type RoleFacts map[string]RoleFact
 
@@ -190,7 +190,7 @@ func Translate(res *awsauth.Result, facts RoleFacts) ([]Desired, []Untranslatabl
 func RolesNeeded(res *awsauth.Result) []string {
 	seen := map[string]bool{}
 	for _, m := range res.Roles {
-		if k, ok := awsauth.PrincipalKey(m.ARN); ok {
+		if k, ok := awsauth.IdentityKey(m.ARN); ok {
 			seen[k] = true
 		}
 	}
@@ -218,7 +218,7 @@ func translate(key string, m awsauth.Mapping, facts RoleFacts) (Desired, *Untran
 	// (EKS checks principalArn against IAM and refuses a path-stripped SSO
 	// role ARN as "invalid principal"); a user's ARN as written.
 	if key == awsauth.KeyMapRoles {
-		k, ok := awsauth.PrincipalKey(m.ARN)
+		k, ok := awsauth.IdentityKey(m.ARN)
 		if !ok {
 			return fail("", fmt.Sprintf("%q is not a role ARN", m.ARN), "fix the rolearn (lint says how)")
 		}

@@ -45,7 +45,7 @@ func facts() RoleFacts {
 	created, _ := time.Parse(time.RFC3339, roleCreate)
 	f := RoleFacts{}
 	for _, a := range []string{adminRole, devRole, ciRole, nodeRole} {
-		k, _ := awsauth.PrincipalKey(a)
+		k, _ := awsauth.IdentityKey(a)
 		f[k] = RoleFact{ARN: a, Created: created}
 	}
 	return f

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/go-logr/logr"
@@ -180,7 +181,38 @@ func (h *Handlers) mutate(ctx context.Context, req admission.Request) admission.
 		return resp
 	}
 	patches := dataPatches(r.obj, res)
-	return admission.Patched("", patches...).WithWarnings(warnings(res.Findings)...)
+	return admission.Patched("", patches...).WithWarnings(h.restoredNodeRoles(ctx, r, res)...)
+}
+
+// restoredNodeRoles returns the warnings for kubectl to print. A configured
+// node role whose entry this edit removed was added back by the engine:
+// the webhook keeps every node role it is given mapped (nodes cannot join
+// without it). That repair is said in a warning and audited, instead of
+// the engine's plain note that an entry was added.
+func (h *Handlers) restoredNodeRoles(ctx context.Context, r *request, res *awsauth.Result) []string {
+	var restored []string
+	if r.Operation == admissionv1.Update && r.old != nil && len(res.AddedNodeRoles) > 0 {
+		old := h.memo.Load(r.old.Data)
+		for _, role := range res.AddedNodeRoles {
+			if ms, _ := old.Match(role); len(ms) > 0 {
+				restored = append(restored, role)
+			}
+		}
+	}
+	var out []string
+	for _, f := range res.Findings.Warnings() {
+		if f.Reason == "NodeRoleAdded" && slices.ContainsFunc(restored, func(role string) bool { return strings.HasSuffix(f.Entry, " "+role) }) {
+			continue
+		}
+		out = append(out, "aws-auth: "+f.String())
+	}
+	if len(restored) == 0 {
+		return out
+	}
+	msg := fmt.Sprintf("this edit removed the node-role entry for %s; it was added back (username %s, groups %s): the webhook keeps every node role it is configured with mapped, or nodes could not join. To retire a node role, remove it from the webhook's --node-role-arn first",
+		strings.Join(restored, " and "), awsauth.NodeUsername, strings.Join(awsauth.NodeGroups, ", "))
+	h.record(ctx, r, audit.ActionRepaired, "NodeRoleRestored", msg, restored)
+	return append(out, "aws-auth: "+msg)
 }
 
 // render runs the engine on the request's object; on rejection it returns
@@ -259,15 +291,6 @@ func dataPatches(cm *corev1.ConfigMap, res *awsauth.Result) []jsonpatch.JsonPatc
 // escapePointer escapes a JSON pointer segment (RFC 6901).
 func escapePointer(s string) string {
 	return strings.ReplaceAll(strings.ReplaceAll(s, "~", "~0"), "/", "~1")
-}
-
-// warnings renders the engine's warnings for kubectl to print.
-func warnings(fs awsauth.Findings) []string {
-	var out []string
-	for _, f := range fs.Warnings() {
-		out = append(out, "aws-auth: "+f.String())
-	}
-	return out
 }
 
 // requester names who made the request, with the IAM identity the

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
@@ -413,5 +414,181 @@ func TestValidateFromMemoryDoesNotWait(t *testing.T) {
 	unseen := review(admissionv1.Update, configMap("kube-system", "aws-auth", map[string]string{"mapRoles": baseRoles + "- rolearn: arn:aws:iam::111122223333:role/other\n  username: other\n"}), old, asUser("alice", adminARN))
 	if resp := f.h.Validator().Handle(ended, unseen); resp.Allowed || resp.Result == nil || resp.Result.Code != 503 {
 		t.Fatalf("validate of an object never seen, while busy: want 503 busy, got %+v", resp.Result)
+	}
+}
+
+// TestGuardMatchesAsTheAuthenticator: the guard finds the editor's mapping
+// as the authenticator does (a user with its path, a role without),
+// protects the username of the editor's and the node-role entries, judges
+// the stored object as the authenticator loads it even when the engine
+// refuses it, and refuses when it cannot tell.
+func TestGuardMatchesAsTheAuthenticator(t *testing.T) {
+	f := newFixture(t)
+	const alice = "arn:aws:iam::111122223333:user/team/alice"
+	users := "- userarn: " + alice + "\n  username: alice\n  groups: [system:masters]\n"
+	cm := func(roles, users string) []byte {
+		return configMap("kube-system", "aws-auth", map[string]string{"mapRoles": roles, "mapUsers": users})
+	}
+	stored := cm(baseRoles, users)
+	// A stored object the engine refuses (a second YAML document after the
+	// entries) that the authenticator loads: the first document maps alice.
+	brokenStored := cm(baseRoles, users+"---\n- userarn: arn:aws:iam::111122223333:user/bob\n  username: bob\n")
+	// !!binary: the authenticator decodes the base64 to alice's ARN.
+	binaryStored := cm(baseRoles, "- userarn: !!binary YXJuOmF3czppYW06OjExMTEyMjIyMzMzMzp1c2VyL3RlYW0vYWxpY2U=\n  username: alice\n  groups: [system:masters]\n")
+	aliceWho := asUser("alice", alice)
+	cases := []struct {
+		name, reason string
+		obj, old     []byte
+		who          reqOpt
+	}{
+		{"a user's path is part of the match: user/team/alice to user/alice", "LockoutSelf",
+			cm(baseRoles, strings.Replace(users, "user/team/alice", "user/alice", 1)), stored, aliceWho},
+		{"the username of your own entry", "LockoutSelf",
+			cm(baseRoles, strings.Replace(users, "username: alice", "username: alice2", 1)), stored, aliceWho},
+		{"the username of a role you are signed in with", "LockoutSelf",
+			cm(strings.Replace(baseRoles, "admin:{{SessionName}}", "root", 1), users), stored,
+			asUser("admin:alice", "arn:aws:sts::111122223333:assumed-role/AWSReservedSSO_Admin_0123456789abcdef/alice")},
+		{"the username of the node-role entry", "LockoutNodeRole",
+			cm(strings.Replace(baseRoles, "system:node:{{EC2PrivateDNSName}}", "node", 1), users), stored, asUser("kubernetes-admin", "")},
+		{"a stored object the engine refuses still protects you", "LockoutSelf",
+			cm(baseRoles, ""), brokenStored, aliceWho},
+		{"a !!binary ARN in the stored object still protects you", "LockoutSelf",
+			cm(baseRoles, ""), binaryStored, aliceWho},
+		{"an identity the authenticator does not map", "GuardCannotTell",
+			cm(baseRoles, ""), stored, asUser("x", "arn:aws-foo:iam::111122223333:user/x")},
+		{"two entries for you that differ", "GuardCannotTell",
+			cm(baseRoles, ""), cm(baseRoles, users+"- userarn: arn:aws:iam::111122223333:user/team/ALICE\n  username: other\n"), aliceWho},
+		{"an update without oldObject", "GuardCannotTell", stored, nil, aliceWho},
+		{"an account you are signed in through", "LockoutSelf",
+			configMap("kube-system", "aws-auth", map[string]string{"mapRoles": baseRoles}),
+			configMap("kube-system", "aws-auth", map[string]string{"mapRoles": baseRoles, "mapAccounts": "- \"111122223333\"\n"}),
+			asUser("arn:aws:iam::111122223333:user/carol", "arn:aws:iam::111122223333:user/carol")},
+		{"another node role's entry, not configured here", "LockoutNodeRole",
+			stored, cm(baseRoles+"- rolearn: arn:aws:iam::111122223333:role/other-nodes\n  username: system:node:{{EC2PrivateDNSName}}\n  groups: [system:bootstrappers, system:nodes]\n", users),
+			asUser("kubernetes-admin", "")},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			before := f.audited(audit.ActionRejected, tc.reason)
+			resp := f.h.Validator().Handle(context.Background(), review(admissionv1.Update, tc.obj, tc.old, tc.who))
+			if resp.Allowed {
+				t.Fatalf("allowed; want %s", tc.reason)
+			}
+			if got := f.audited(audit.ActionRejected, tc.reason) - before; got != 1 {
+				t.Errorf("%s audited %v times, want 1: %s", tc.reason, got, resp.Result.Message)
+			}
+			if !strings.Contains(resp.Result.Message, "Fix:") || !strings.Contains(resp.Result.Message, "break-glass") {
+				t.Errorf("the denial does not say the way through: %s", resp.Result.Message)
+			}
+			// Break-glass is the way through, audited.
+			bg := review(admissionv1.Update, tc.obj, tc.old, tc.who)
+			bg.UserInfo.Groups = append(bg.UserInfo.Groups, "platform:break-glass")
+			if resp := f.h.Validator().Handle(context.Background(), bg); !resp.Allowed {
+				t.Errorf("break-glass refused: %s", resp.Result.Message)
+			}
+		})
+	}
+	// What still matches is allowed: a role's path is not part of the match
+	// (the engine strips it), case is not either.
+	ok := cm(baseRoles, strings.Replace(users, "user/team/alice", "user/team/ALICE", 1))
+	if resp := f.h.Validator().Handle(context.Background(), review(admissionv1.Update, ok, stored, aliceWho)); !resp.Allowed {
+		t.Errorf("a change of case only was refused: %s", resp.Result.Message)
+	}
+}
+
+// TestNodeRoleRestored: deleting the entry of a node role the webhook is
+// configured with is repaired, not refused: the mutating webhook adds it
+// back, says so in a warning, and audits it.
+func TestNodeRoleRestored(t *testing.T) {
+	f := newFixture(t)
+	old := configMap("kube-system", "aws-auth", map[string]string{"mapRoles": baseRoles})
+	withoutNode := configMap("kube-system", "aws-auth", map[string]string{"mapRoles": strings.SplitN(baseRoles, "- rolearn: "+nodeARN, 2)[0]})
+	resp := f.h.Mutator().Handle(context.Background(), review(admissionv1.Update, withoutNode, old, asUser("kubernetes-admin", "")))
+	if !resp.Allowed || len(resp.Patches) != 1 || !strings.Contains(fmt.Sprint(resp.Patches[0].Value), "rolearn: "+nodeARN) {
+		t.Fatalf("allowed=%v patches=%v", resp.Allowed, resp.Patches)
+	}
+	if len(resp.Warnings) != 1 || !strings.Contains(resp.Warnings[0], "removed the node-role entry for "+nodeARN) ||
+		!strings.Contains(resp.Warnings[0], "added back") || !strings.Contains(resp.Warnings[0], "--node-role-arn") {
+		t.Errorf("warnings: %q", resp.Warnings)
+	}
+	if n := f.audited(audit.ActionRepaired, "NodeRoleRestored"); n != 1 {
+		t.Errorf("audited %v times, want 1", n)
+	}
+	// On a CREATE (nothing removed) it is an ordinary note, not a repair.
+	resp = f.h.Mutator().Handle(context.Background(), review(admissionv1.Create, withoutNode, nil, asUser("kubernetes-admin", "")))
+	if !resp.Allowed || len(resp.Warnings) != 1 || !strings.Contains(resp.Warnings[0], "NodeRoleAdded") && !strings.Contains(resp.Warnings[0], "so one was added") {
+		t.Errorf("CREATE warnings: %q", resp.Warnings)
+	}
+	if n := f.audited(audit.ActionRepaired, "NodeRoleRestored"); n != 1 {
+		t.Errorf("a CREATE was audited as a repair: %v", n)
+	}
+}
+
+// TestDocumentLevelRulesThroughTheWebhook: the classes the engine refuses
+// are refused by the webhook, audited, with the character named.
+func TestDocumentLevelRulesThroughTheWebhook(t *testing.T) {
+	f := newFixture(t)
+	old := configMap("kube-system", "aws-auth", map[string]string{"mapRoles": baseRoles})
+	for _, tc := range []struct {
+		name   string
+		data   map[string]string
+		reason string
+		want   string
+	}{
+		{"a near-miss data key", map[string]string{"mapRoles": baseRoles, "map_users": "- userarn: arn:aws:iam::111122223333:user/a\n  username: a\n"},
+			"IgnoredKey", "did you mean mapUsers?"},
+		{"a line separator in a comment", map[string]string{"mapRoles": baseRoles + "# note\u2028- rolearn: arn:aws:iam::111122223333:role/x\n  username: x\n  groups: [system:masters]\n"},
+			"LineBreakCharacter", "U+2028 LINE SEPARATOR"},
+		{"a zero-width space in an ARN", map[string]string{"mapRoles": baseRoles + "- rolearn: arn:aws:iam::111122223333:role/x\u200by\n  username: x\n"},
+			"InvisibleCharacter", "U+200B ZERO WIDTH SPACE"},
+		{"a Cyrillic a in system:masters", map[string]string{"mapRoles": baseRoles + "- rolearn: arn:aws:iam::111122223333:role/x\n  username: x\n  groups: [system:m\u0430sters]\n"},
+			"ConfusableCharacter", "U+0430 CYRILLIC SMALL LETTER A"},
+		{"group: for groups", map[string]string{"mapRoles": baseRoles + "- rolearn: arn:aws:iam::111122223333:role/x\n  username: x\n  group: [viewers]\n"},
+			"MisspeltKey", `did you mean "groups"?`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			obj := configMap("kube-system", "aws-auth", tc.data)
+			for name, h := range map[string]admission.Handler{"mutate": f.h.Mutator(), "validate": f.h.Validator()} {
+				before := f.audited(audit.ActionRejected, tc.reason)
+				resp := h.Handle(context.Background(), review(admissionv1.Update, obj, old, asUser("kubernetes-admin", "")))
+				if resp.Allowed || !strings.Contains(resp.Result.Message, tc.want) {
+					t.Errorf("%s: allowed=%v message=%q", name, resp.Allowed, resp.Result.Message)
+				}
+				if got := f.audited(audit.ActionRejected, tc.reason) - before; got != 1 {
+					t.Errorf("%s: %s audited %v times", name, tc.reason, got)
+				}
+			}
+		})
+	}
+}
+
+// TestAmbiguousPermissionSetWarns: a permission set two SSO roles claim
+// (provisioned through two Identity Center regions' paths) resolves to the
+// newest, and kubectl is told, with both roles named.
+func TestAmbiguousPermissionSetWarns(t *testing.T) {
+	older := awsemu.SSORole("Admin", "aaaaaaaaaaaaaaaa", "eu-west-1")
+	older.CreateDate = time.Date(2023, 1, 1, 0, 0, 0, 0, time.UTC)
+	newer := awsemu.SSORole("Admin", "bbbbbbbbbbbbbbbb", "")
+	newer.CreateDate = time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	emu := awsemu.New(awsemu.Config{AccountID: "111122223333", Roles: []awsemu.Role{older, newer}})
+	if err := emu.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(emu.Close)
+	cfg, err := emu.AWSConfig(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := New(Config{Namespace: "kube-system", Name: "aws-auth", NodeRoleARNs: []string{nodeARN}},
+		awsidentity.New(cfg, awsidentity.Options{}), audit.New(nil, logr.Discard(), prometheus.NewRegistry()), logr.Discard())
+	obj := configMap("kube-system", "aws-auth", map[string]string{"mapRoles": "- permissionset: Admin\n  username: admin\n" +
+		"- rolearn: " + nodeARN + "\n  username: system:node:{{EC2PrivateDNSName}}\n  groups:\n    - system:bootstrappers\n    - system:nodes\n"})
+	resp := h.Mutator().Handle(context.Background(), review(admissionv1.Create, obj, nil))
+	if !resp.Allowed || len(resp.Patches) != 1 || !strings.Contains(fmt.Sprint(resp.Patches[0].Value), "AWSReservedSSO_Admin_bbbbbbbbbbbbbbbb") {
+		t.Fatalf("allowed=%v patches=%v", resp.Allowed, resp.Patches)
+	}
+	if len(resp.Warnings) != 1 || !strings.Contains(resp.Warnings[0], "has 2 roles in this account") ||
+		!strings.Contains(resp.Warnings[0], "AWSReservedSSO_Admin_aaaaaaaaaaaaaaaa") || !strings.Contains(resp.Warnings[0], "the most recently created") {
+		t.Errorf("warnings: %q", resp.Warnings)
 	}
 }

@@ -3,6 +3,7 @@ package admission
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	admissionv1 "k8s.io/api/admission/v1"
@@ -11,7 +12,7 @@ import (
 
 	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/audit"
 	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/awsauth"
-	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/awsidentity"
+	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/iamarn"
 )
 
 // The groups a node role must keep.
@@ -35,10 +36,13 @@ func (h *Handlers) validate(ctx context.Context, req admission.Request) admissio
 	// the old object what is stored: both answers are then in memory, and
 	// recalling them is no engine work, so only a request that must be
 	// computed waits its turn behind edits of a large aws-auth.
+	// The stored object is judged as the authenticator loads it, not as
+	// the engine would: one the engine refuses (a second document, a
+	// !!binary value, ...) still maps people, and they stay protected.
 	checkOld := req.Operation == admissionv1.Update && r.old != nil
-	var old *awsauth.Result
+	var old *awsauth.Loaded
 	if checkOld {
-		old, _ = h.memo.RecallLint(r.old.Data, awsauth.Options{})
+		old, _ = h.memo.RecallLoad(r.old.Data)
 	}
 	recalled, fromMemory := h.memo.RecallRender(ctx, r.obj.Data, h.resolver, renderOptions(r, nil))
 	if !fromMemory || (checkOld && old == nil) {
@@ -49,7 +53,7 @@ func (h *Handlers) validate(ctx context.Context, req admission.Request) admissio
 		defer release()
 	}
 	if checkOld && old == nil {
-		old = h.memo.Lint(r.old.Data, awsauth.Options{})
+		old = h.memo.Load(r.old.Data)
 	}
 	// Judge the object as it will be stored: the mutating handler has
 	// already resolved it, so rendering must change nothing. If it would,
@@ -80,8 +84,14 @@ func (h *Handlers) validate(ctx context.Context, req admission.Request) admissio
 		return h.deny(ctx, r, "NotResolved", fmt.Sprintf("aws-auth was not changed: %s still hold(s) unresolved entries (permissionset without its rolearn, $ACCOUNTID, or a role ARN with a path), so the authenticator would not load them as written. Fix: make sure the aws-auth-webhook mutating webhook is registered, then retry the edit",
 			strings.Join(res.Changed, " and ")), nil)
 	}
+	if req.Operation == admissionv1.Update && r.old == nil {
+		// The apiserver always sends the stored object with an UPDATE;
+		// without it the guard cannot tell what the edit removes.
+		return h.guard(ctx, r, "GuardCannotTell",
+			"the request carries no oldObject, so the lockout guard cannot tell what this edit removes. Fix: send the update through the apiserver, or "+breakGlassFix)
+	}
 	if checkOld {
-		if reason, msg := h.lockout(r, old, res); reason != "" {
+		if reason, msg := h.lockout(r, old, res.AsLoaded()); reason != "" {
 			return h.guard(ctx, r, reason, msg)
 		}
 	}
@@ -108,11 +118,11 @@ func staleSuffixes(written, res *awsauth.Result) []string {
 		if was.ARN == now.ARN {
 			continue
 		}
-		canonical, name, pathStripped, err := awsidentity.CanonicalizeRoleARN(was.ARN)
-		if err != nil || pathStripped || canonical != was.ARN || was.PermissionSet == "" || now.PermissionSet != was.PermissionSet {
+		role, err := iamarn.ParseRole(was.ARN)
+		if err != nil || role.Path != "/" || role.Canonical() != was.ARN || was.PermissionSet == "" || now.PermissionSet != was.PermissionSet {
 			return nil
 		}
-		if ps, _, ok := awsidentity.ParseSSORoleName(name); !ok || ps != was.PermissionSet {
+		if ps, _, ok := iamarn.ParseSSORoleName(role.Name); !ok || ps != was.PermissionSet {
 			return nil
 		}
 		out = append(out, fmt.Sprintf("aws-auth: %s[%d] (permissionset %s): IAM Identity Center gave the permission set a new role (%s) while this edit was admitted; %s was kept and the resync loop will write the new ARN",
@@ -146,90 +156,131 @@ func (h *Handlers) breakGlassGroup(groups []string) string {
 	return ""
 }
 
-// lockout compares the old and new mappings: the requester's own mapping
-// and every node role must survive with the groups they had.
-// old is the stored object linted (it is the same from one edit to the
-// next: its mappings come from memory after the first request).
-func (h *Handlers) lockout(r *request, old, newRes *awsauth.Result) (reason, msg string) {
-	if key, ok := awsauth.PrincipalKey(extraValue(r.UserInfo.Extra, "canonicalArn")); ok {
-		if was, from := findMapping(old, key); was != nil {
-			now, _ := findMapping(newRes, key)
-			if lost := missing(was.Groups, now); now == nil || len(lost) > 0 {
-				what := "removes"
-				if now != nil {
-					what = fmt.Sprintf("takes the groups %s from", strings.Join(lost, ", "))
-				}
-				return "LockoutSelf", fmt.Sprintf("this edit %s %s[%d] (%s), the mapping you are signed in with (%s): you would lock yourself out. Fix: keep that entry and its groups, or ask someone in a break-glass group to make this change",
-					what, from, was.Index, was.Label(), extraValue(r.UserInfo.Extra, "canonicalArn"))
-			}
+// lockout compares what the authenticator loads from the stored object
+// (old, read as the authenticator reads it, whatever the engine thinks of
+// it) with what it will load from the edited one (now, admitted by the
+// engine, so the two readings agree): the requester's own mapping and
+// every node-role mapping must survive with their username and groups.
+// Principals are matched as the authenticator matches them: the caller's
+// canonical ARN (a role without its path, a user with it), lowercased,
+// against each mapping's ARN with strings.EqualFold. When the guard cannot
+// tell, it refuses and says why; break-glass is the way through.
+func (h *Handlers) lockout(r *request, old *awsauth.Loaded, now *awsauth.Loaded) (reason, msg string) {
+	if reason, msg := lockoutSelf(r, old, now); reason != "" {
+		return reason, msg
+	}
+	return lockoutNodeRoles(old, now)
+}
+
+const breakGlassFix = "ask someone in a break-glass group to make this change"
+
+func lockoutSelf(r *request, old, now *awsauth.Loaded) (reason, msg string) {
+	signedIn := extraValue(r.UserInfo.Extra, "canonicalArn")
+	if signedIn == "" {
+		return "", "" // not signed in through the authenticator
+	}
+	canonical, err := iamarn.Canonicalize(signedIn)
+	if err != nil {
+		return "GuardCannotTell", fmt.Sprintf("you are signed in as %q (userInfo.extra canonicalArn), which is not an identity the authenticator maps (%v), so the lockout guard cannot tell whether this edit keeps your access. Fix: %s",
+			signedIn, err, breakGlassFix)
+	}
+	was, key := old.Match(canonical)
+	if len(was) == 0 {
+		// Not mapped by an entry: through mapAccounts, if at all (then as
+		// the ARN itself, with no groups).
+		if _, account, err := iamarn.Account(canonical); err == nil && old.HasAccount(account) && !now.HasAccount(account) {
+			return "LockoutSelf", fmt.Sprintf("this edit removes the account %s from mapAccounts, through which you are signed in (%s): you would lock yourself out. Fix: keep the account in mapAccounts, map your role or user in mapRoles or mapUsers first, or %s",
+				account, signedIn, breakGlassFix)
+		}
+		return "", ""
+	}
+	if differ(was) {
+		return "GuardCannotTell", fmt.Sprintf("you are signed in as %s, which %d entries of %s map with different usernames or groups (%s); the authenticator uses any one of them, so the lockout guard cannot tell which one gives you access. Fix: %s",
+			signedIn, len(was), key, describe(was), breakGlassFix)
+	}
+	w := was[0]
+	entry := fmt.Sprintf("%s[%d] (%s), the mapping you are signed in with (%s)", key, w.Index, w.Label(), signedIn)
+	is, _ := now.Match(canonical)
+	text := ""
+	switch {
+	case len(is) == 0:
+		text = fmt.Sprintf("this edit removes %s: you would lock yourself out", entry)
+	case is[0].Username != w.Username:
+		text = fmt.Sprintf("this edit changes the username of %s from %q to %q: RBAC knows you by that name, so you would lock yourself out of what it grants", entry, w.Username, is[0].Username)
+	default:
+		if lost := missing(w.Groups, is[0].Groups); len(lost) > 0 {
+			text = fmt.Sprintf("this edit takes the groups %s from %s: you would lock yourself out of what they grant", strings.Join(lost, ", "), entry)
 		}
 	}
-	for _, was := range old.Roles {
-		if !hasAll(was.Groups, nodeGroups) {
+	if text == "" {
+		return "", ""
+	}
+	return "LockoutSelf", text + ". Fix: keep that entry with its username and groups, or " + breakGlassFix
+}
+
+// lockoutNodeRoles: every role mapped as a node (groups
+// system:bootstrappers and system:nodes) must stay mapped so, under the
+// same username: the node authorizer knows nodes by
+// system:node:{{EC2PrivateDNSName}}. A role ARN written with a path never
+// matched a node, so it protects nothing.
+func lockoutNodeRoles(old, now *awsauth.Loaded) (reason, msg string) {
+	for _, w := range old.Roles {
+		if w.SSO || !hasAll(w.Groups, nodeGroups) {
 			continue
 		}
-		key, ok := awsauth.PrincipalKey(was.ARN)
-		if !ok {
+		role, err := iamarn.ParseRole(w.ARN)
+		if err != nil || role.Path != "/" {
 			continue
 		}
-		now, _ := findMapping(newRes, key)
-		if now == nil || !hasAll(now.Groups, nodeGroups) {
-			return "LockoutNodeRole", fmt.Sprintf("this edit removes the node role mapping mapRoles[%d] (%s): nodes using it could no longer join or stay in the cluster. Fix: keep the entry with groups system:bootstrappers and system:nodes",
-				was.Index, was.ARN)
+		is, _ := now.Match(role.Canonical())
+		entry := fmt.Sprintf("the node-role mapping mapRoles[%d] (%s)", w.Index, w.ARN)
+		what := ""
+		switch {
+		case len(is) == 0:
+			what = "removes " + entry
+		case is[0].Username != w.Username:
+			what = fmt.Sprintf("changes the username of %s from %q to %q (the node authorizer knows nodes by %s)", entry, w.Username, is[0].Username, awsauth.NodeUsername)
+		case !hasAll(is[0].Groups, nodeGroups):
+			what = fmt.Sprintf("takes the groups %s from %s", strings.Join(missing(nodeGroups, is[0].Groups), ", "), entry)
+		}
+		if what != "" {
+			return "LockoutNodeRole", fmt.Sprintf("this edit %s: nodes using that role could no longer join or stay in the cluster. Fix: keep the entry with username %s and groups %s, or %s",
+				what, w.Username, strings.Join(nodeGroups, " and "), breakGlassFix)
 		}
 	}
 	return "", ""
 }
 
-// findMapping finds the mapping the authenticator would use for a principal
-// key, and the data key it is in. As in the authenticator, roles come
-// first and the last duplicate wins.
-func findMapping(res *awsauth.Result, key string) (*awsauth.Mapping, string) {
-	for _, set := range []struct {
-		key      string
-		mappings []awsauth.Mapping
-	}{{awsauth.KeyMapRoles, res.Roles}, {awsauth.KeyMapUsers, res.Users}} {
-		for i := len(set.mappings) - 1; i >= 0; i-- {
-			if k, ok := awsauth.PrincipalKey(set.mappings[i].ARN); ok && k == key {
-				return &set.mappings[i], set.key
-			}
+// differ reports whether the mappings give different usernames or groups.
+func differ(ms []awsauth.LoadedMapping) bool {
+	for _, m := range ms[1:] {
+		if m.Username != ms[0].Username || strings.Join(m.Groups, "\x00") != strings.Join(ms[0].Groups, "\x00") {
+			return true
 		}
 	}
-	return nil, ""
+	return false
 }
 
-// missing lists the groups of want that m lacks (all of them when m is nil).
-func missing(want []string, m *awsauth.Mapping) []string {
-	var have []string
-	if m != nil {
-		have = m.Groups
+func describe(ms []awsauth.LoadedMapping) string {
+	parts := make([]string, len(ms))
+	for i, m := range ms {
+		parts[i] = fmt.Sprintf("%s as %q in [%s]", m.ARN, m.Username, strings.Join(m.Groups, ", "))
 	}
+	return strings.Join(parts, "; ")
+}
+
+// missing lists the groups of want that have lacks.
+func missing(want, have []string) []string {
 	var out []string
 	for _, g := range want {
-		if !contains(have, g) {
+		if !slices.Contains(have, g) {
 			out = append(out, g)
 		}
 	}
 	return out
 }
 
-func hasAll(have, want []string) bool {
-	for _, g := range want {
-		if !contains(have, g) {
-			return false
-		}
-	}
-	return true
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
+func hasAll(have, want []string) bool { return len(missing(want, have)) == 0 }
 
 // extraValue reads userInfo.extra case-insensitively: the authenticator
 // sets canonicalArn, arn, sessionName, accessKeyId and principalId.

@@ -58,6 +58,9 @@ const (
 	ActionAccessEntriesUntranslatable Action = "AccessEntriesUntranslatable"
 	ActionAccessEntriesOff            Action = "AccessEntriesOff"
 	ActionAccessEntriesFailed         Action = "AccessEntriesFailed"
+	// ActionRepaired: admission put back what an admitted edit removed (a
+	// configured node-role entry), and said so in a warning.
+	ActionRepaired Action = "Repaired"
 )
 
 // Operations for Record.Operation besides the admission ones (CREATE,

@@ -178,6 +178,7 @@ func TestEventTypes(t *testing.T) {
 		ActionResyncRewrite:    corev1.EventTypeNormal,
 		ActionResyncUnresolved: corev1.EventTypeWarning,
 		ActionResyncFailed:     corev1.EventTypeWarning,
+		ActionRepaired:         corev1.EventTypeWarning,
 	} {
 		rec := &fakeRecorder{}
 		reg := prometheus.NewRegistry()

@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	yaml "go.yaml.in/yaml/v3"
+
+	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/charcheck"
 )
 
 // accessPolicies is an optional per-entry key that says which EKS access
@@ -169,7 +171,7 @@ func (v *validator) validateAccessPolicies(e *entry) {
 		for _, k := range keys {
 			if k != "policy" && k != "namespaces" {
 				hint := "an item has only policy and namespaces"
-				if near := nearest(strings.ToLower(k), []string{"policy", "namespaces"}); near != "" {
+				if near := charcheck.Near(k, []string{"policy", "namespaces"}); near != "" {
 					hint = fmt.Sprintf("did you mean %q?", near)
 				}
 				at(line, fmt.Sprintf("accessPolicies item %d has the unknown key %q.", i, k), hint)
@@ -193,7 +195,7 @@ func (v *validator) validateAccessPolicies(e *entry) {
 			continue
 		case !contains(AccessPolicies, name):
 			hint := "use one of " + strings.Join(AccessPolicies[:6], ", ") + " (aws eks list-access-policies lists them all)"
-			if near := nearestFold(name, AccessPolicies); near != "" {
+			if near := charcheck.Near(name, AccessPolicies); near != "" {
 				hint = fmt.Sprintf("did you mean %s?", near)
 			}
 			at(line, fmt.Sprintf("%q is not an EKS access policy.", name), hint)
@@ -232,22 +234,6 @@ func (v *validator) validateAccessPolicies(e *entry) {
 			}
 		}
 	}
-}
-
-// nearestFold is nearest, comparing without case.
-func nearestFold(k string, known []string) string {
-	lower := make([]string, len(known))
-	for i, s := range known {
-		lower[i] = strings.ToLower(s)
-	}
-	if near := nearest(strings.ToLower(k), lower); near != "" {
-		for _, s := range known {
-			if strings.ToLower(s) == near {
-				return s
-			}
-		}
-	}
-	return ""
 }
 
 // usualSpelling is how a known field is usually written: lowercase, as the

@@ -1,6 +1,8 @@
 package awsauth
 
 import (
+	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/iamarn"
+
 	"context"
 	"fmt"
 	"io"
@@ -53,8 +55,10 @@ var justifiedRejections = map[string]string{
 	// goyaml reads the first document only: entries after '---' are
 	// silently dropped, while the ConfigMap shows them to every reader.
 	"MultipleDocuments": "only the first YAML document loads; entries after '---' are silently dropped",
-	// `mapusers` is not read at all: "loaded in full" as nothing.
-	"IgnoredKey": "a data key in the wrong case is silently ignored",
+	// `mapusers`, `map_roles`, "mapRoles ", a look-alike spelling, or
+	// any other key holding entries: not read at all, "loaded in full" as
+	// nothing.
+	"IgnoredKey": "a data key the authenticator does not read (a near miss, or one holding entries) is silently ignored",
 	// "system:bootstrappers - system:nodes" is one group name to the
 	// authenticator: it loads, and grants neither group.
 	"InvalidGroups": "a group with whitespace (an indentation accident) or an empty group loads but grants nothing meant",
@@ -81,6 +85,25 @@ var justifiedRejections = map[string]string{
 	// structure the editor sees and the webhook would edit.
 	"ReadDifferently": "the authenticator's YAML 1.1 reading differs from the document's structure",
 	"MalformedYAML":   "YAML 1.2 (the editor's reading) refuses the text that YAML 1.1 accepts",
+	// `group:` or `usrname:` is ignored: the entry loads without its groups
+	// or username.
+	"MisspeltKey": "a misspelt field loads as nothing: the entry silently lacks that field",
+	// A zero-width space, a soft hyphen, a control character or an odd
+	// space in an ARN, username or group loads, as a name that looks right
+	// and matches nobody.
+	"InvisibleCharacter": "an invisible or control character loads, in a name that looks right and matches nobody",
+	// A Cyrillic "а" in system:mаsters, a fullwidth letter or a decomposed
+	// accent loads, as a name that is not the one it looks like.
+	"ConfusableCharacter": "a look-alike character loads, in a name that is not the one it looks like",
+	// NEL, LS, PS and a lone CR are line breaks to the authenticator's
+	// parser but not on screen: it loads what readers see as a comment.
+	"LineBreakCharacter": "a line break the reader cannot see loads what reads as a comment",
+	// A bidi control loads, but reorders what readers see of the line.
+	"BidiControl": "a bidirectional control loads, but shows the line in another order than it is read",
+	// A control character the parser refuses breaks the key, unless it is
+	// where the authenticator stops reading first (after a second '---'):
+	// then it loads, and the text hides what no reader can see.
+	"ForbiddenCharacter": "a control character loads only where the authenticator does not read, and hides what follows from every reader",
 	// `[]: x` is a mapping, but goyaml.v2 reads it as an empty list: the
 	// authenticator loads nothing, without an error, from a key that is
 	// not a list at all.
@@ -142,6 +165,88 @@ type mappingView struct {
 	groups        []string
 }
 
+// judgeDoc decides a corpus document; for one made from an intended
+// document by a change whose meaning is known (a key renamed, a character
+// slipped in), an admitted result must also load exactly what the intended
+// document loads.
+func judgeDoc(doc corpusDoc) judgement {
+	j := judge(doc.data)
+	if !j.admitted || j.damage != "" || doc.intent == nil {
+		return j
+	}
+	j.damage = intentDamage(doc.data, doc.intent)
+	return j
+}
+
+// intentDamage compares what the authenticator loads from the rendered
+// document with what it loads from the rendered intended one ("" when the
+// same, or when the intended document is itself rejected).
+func intentDamage(data, intent map[string]string) string {
+	want, ok := renderedLoad(intent)
+	if !ok {
+		return ""
+	}
+	got, _ := renderedLoad(data)
+	if got != want {
+		return fmt.Sprintf("the authenticator loads\n%s\nwhere the document as meant loads\n%s", got, want)
+	}
+	return ""
+}
+
+// renderedLoad renders a document and describes what the authenticator
+// loads from the result, order aside; ok is false when it is rejected.
+func renderedLoad(data map[string]string) (string, bool) {
+	if Lint(data).Findings.HasErrors() {
+		return "", false
+	}
+	res, err := Render(context.Background(), data, newFakeResolver(), Options{NodeRoleARNs: []string{diffNodeRole}})
+	if err != nil || res.Findings.HasErrors() {
+		return "", false
+	}
+	l := parseMap(res.Data)
+	var lines []string
+	for _, set := range []struct {
+		key string
+		ms  []mappingView
+	}{{KeyMapRoles, l.roles}, {KeyMapUsers, l.users}} {
+		for _, m := range set.ms {
+			lines = append(lines, fmt.Sprintf("  %s %q as %q in %q", set.key, strings.ToLower(m.arn), m.username, m.groups))
+		}
+	}
+	for _, a := range l.accounts {
+		lines = append(lines, fmt.Sprintf("  %s %q", KeyMapAccounts, a))
+	}
+	sort.Strings(lines)
+	return strings.Join(lines, "\n"), true
+}
+
+// loaderDiff compares LoadAsAuthenticator, which the lockout guard judges
+// stored objects with, against the authenticator's own ParseMap.
+func loaderDiff(data map[string]string) string {
+	want := parseMap(data)
+	got := LoadAsAuthenticator(data)
+	if (want.err != nil) != (len(got.Errors) > 0) {
+		return fmt.Sprintf("ParseMap error %v, LoadAsAuthenticator errors %v", want.err, got.Errors)
+	}
+	view := func(ms []LoadedMapping) []mappingView {
+		var out []mappingView
+		for _, m := range ms {
+			out = append(out, mappingView{arn: m.ARN, username: m.Username, groups: m.Groups})
+		}
+		return out
+	}
+	if a, b := fmt.Sprintf("%q", view(got.Roles)), fmt.Sprintf("%q", want.roles); a != b {
+		return fmt.Sprintf("roles: LoadAsAuthenticator %s, ParseMap %s", a, b)
+	}
+	if a, b := fmt.Sprintf("%q", view(got.Users)), fmt.Sprintf("%q", want.users); a != b {
+		return fmt.Sprintf("users: LoadAsAuthenticator %s, ParseMap %s", a, b)
+	}
+	if a, b := fmt.Sprintf("%q", got.Accounts), fmt.Sprintf("%q", want.accounts); a != b && !(len(got.Accounts) == 0 && len(want.accounts) == 0) {
+		return fmt.Sprintf("accounts: LoadAsAuthenticator %s, ParseMap %s", a, b)
+	}
+	return ""
+}
+
 // judge decides one document: our verdict (Lint, then Render with a fake
 // resolver), and the authenticator's reading of what we would store.
 func judge(data map[string]string) judgement {
@@ -195,7 +300,7 @@ func damage(lint, res *Result, fake *fakeResolver) string {
 		return fmt.Sprintf("the authenticator loads %d accounts; mapAccounts has %d items", len(l.accounts), n)
 	}
 	for _, a := range l.accounts {
-		if !accountIDPattern.MatchString(a) {
+		if !iamarn.ValidAccountID(a) {
 			return fmt.Sprintf("mapAccounts loads %q, which is not an account ID", a)
 		}
 	}
@@ -269,12 +374,16 @@ type tally struct {
 	loadableBy                   map[string]int
 	damaged                      []string // the first few, for the report
 	unjustified                  []string
+	loaderMismatches             []string
 	rejectedBy, origins, admitBy map[string]int
 }
 
-func (t *tally) add(doc corpusDoc, j judgement) {
+func (t *tally) add(doc corpusDoc, j judgement, loader string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if loader != "" && len(t.loaderMismatches) < 10 {
+		t.loaderMismatches = append(t.loaderMismatches, fmt.Sprintf("%s (%s %s):\n%s", loader, doc.origin, doc.detail, showDoc(doc.data)))
+	}
 	t.corpus++
 	t.origins[doc.origin]++
 	if j.admitted {
@@ -345,7 +454,7 @@ func TestAuthenticatorAgrees(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for doc := range docs {
-				tl.add(doc, judge(doc.data))
+				tl.add(doc, judgeDoc(doc), loaderDiff(doc.data))
 			}
 		}()
 	}
@@ -366,6 +475,9 @@ func TestAuthenticatorAgrees(t *testing.T) {
 	}
 	for _, u := range tl.unjustified {
 		t.Errorf("%s", u)
+	}
+	for _, m := range tl.loaderMismatches {
+		t.Errorf("LoadAsAuthenticator disagrees with ParseMap: %s", m)
 	}
 	// A corpus that admits (or rejects) everything proves nothing.
 	if tl.admitted < tl.corpus/10 || tl.rejected < tl.corpus/10 {
@@ -432,9 +544,13 @@ func FuzzAuthenticatorAgrees(f *testing.F) {
 // ---- the corpus ----
 
 type corpusDoc struct {
-	origin string // golden, mutated, random, random+mutation
+	origin string // golden, mutated, random, random+mutation, document
 	detail string // the mutations applied
 	data   map[string]string
+	// intent is the document as meant, when data was made from it by a
+	// change whose meaning is known (a data key misspelt, an invisible or
+	// look-alike character slipped in); nil when data is what is meant.
+	intent map[string]string
 }
 
 // corpus generates documents deterministically from a seed: first the
@@ -457,11 +573,11 @@ func newCorpus(t testing.TB, seed uint64) *corpus {
 	for _, file := range files {
 		gc := readGolden(t, file)
 		name := filepath.Base(file)
-		c.goldens = append(c.goldens, corpusDoc{"golden", name + " in", gc.in})
+		c.goldens = append(c.goldens, corpusDoc{origin: "golden", detail: name + " in", data: gc.in})
 		if len(gc.out) > 0 {
-			c.goldens = append(c.goldens, corpusDoc{"golden", name + " out", gc.out})
+			c.goldens = append(c.goldens, corpusDoc{origin: "golden", detail: name + " out", data: gc.out})
 		}
-		if len(gc.findings) == 0 || !strings.HasPrefix(string(gc.findings[0]), "error") {
+		if len(gc.findings) == 0 || !strings.HasPrefix(gc.findings[0], "error") {
 			c.bases = append(c.bases, gc.in)
 		}
 	}
@@ -475,7 +591,8 @@ func (c *corpus) next() corpusDoc {
 		return c.goldens[c.i]
 	}
 	r := c.r
-	if c.i%2 == 0 {
+	switch c.i % 3 {
+	case 0:
 		var base map[string]string
 		if r.IntN(3) == 0 {
 			base = randomDoc(r, true)
@@ -483,14 +600,27 @@ func (c *corpus) next() corpusDoc {
 			base = c.bases[r.IntN(len(c.bases))]
 		}
 		data, ops := mutate(r, base, 1+r.IntN(3))
-		return corpusDoc{"mutated", ops, data}
+		return corpusDoc{origin: "mutated", detail: ops, data: data}
+	case 1:
+		// The document level: data-key spellings, characters that read
+		// differently from how they look, second documents, directives
+		// and tags, on a valid document or a mutated one.
+		base := c.bases[r.IntN(len(c.bases))]
+		if r.IntN(3) == 0 {
+			base = randomDoc(r, true)
+		}
+		if r.IntN(4) == 0 {
+			base, _ = mutate(r, base, 1)
+		}
+		data, intent, op := mutateDocument(r, base)
+		return corpusDoc{origin: "document", detail: op, data: data, intent: intent}
 	}
 	data := randomDoc(r, false)
 	if r.IntN(4) == 0 {
 		data, ops := mutate(r, data, 1)
-		return corpusDoc{"random+mutation", ops, data}
+		return corpusDoc{origin: "random+mutation", detail: ops, data: data}
 	}
-	return corpusDoc{"random", "", data}
+	return corpusDoc{origin: "random", data: data}
 }
 
 var handwrittenBases = []map[string]string{

@@ -16,6 +16,8 @@ import (
 	yamlv2 "go.yaml.in/yaml/v2"
 	yaml "go.yaml.in/yaml/v3"
 	sigsyaml "sigs.k8s.io/yaml"
+
+	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/charcheck"
 )
 
 // The data keys the EKS authenticator reads. They are case-sensitive: a
@@ -69,6 +71,9 @@ type entry struct {
 	written map[string][]string
 	// strs holds, decoded once, the fields of view that are JSON strings.
 	strs map[string]string
+	// badChars marks the fields the character rule reported, misspelt
+	// the fields a near-miss key stands for.
+	badChars, misspelt map[string]bool
 }
 
 // str returns a field's value when the authenticator reads it as a string.
@@ -143,14 +148,21 @@ func (e *entry) line(field string) int {
 	return 0
 }
 
-// label names the entry for people: its permission set, else its ARN.
+// label names the entry for people: its permission set, else its ARN
+// (quoted, with escapes, when it holds characters one cannot see).
 func (e *entry) label() string {
+	show := func(v string) string {
+		if charcheck.Value(v) != nil {
+			return fmt.Sprintf("%+q", v)
+		}
+		return v
+	}
 	if ps, ok := e.str(fieldPermissionSet); ok && ps != "" {
-		return "permissionset " + ps
+		return "permissionset " + show(ps)
 	}
 	for _, f := range []string{fieldRoleARN, fieldUserARN} {
 		if v, ok := e.str(f); ok && v != "" {
-			return f + " " + v
+			return f + " " + show(v)
 		}
 	}
 	return ""
@@ -170,8 +182,8 @@ const (
 // knownFields are the fields an entry of each key may have, spelled the
 // usual way.
 var knownFields = map[string][]string{
-	KeyMapRoles: {"rolearn", "username", "groups", "permissionset", "sso", fieldAccessPolicies},
-	KeyMapUsers: {"userarn", "username", "groups", fieldAccessPolicies},
+	KeyMapRoles: {"rolearn", "username", "groups", "permissionset", "sso", "userid", fieldAccessPolicies},
+	KeyMapUsers: {"userarn", "username", "groups", "userid", fieldAccessPolicies},
 }
 
 // isSkippable mirrors the authenticator: these values are treated as absent.
@@ -180,12 +192,23 @@ func isSkippable(text string) bool {
 	return t == "" || t == "``" || t == `""` || t == "''"
 }
 
-// foldKey lowercases a field name the way encoding/json matches it against
-// the authenticator's struct fields (each rune through ToLower, then
-// ToUpper): "groupſ" with a long s sets groups, and a dotless ı or a Kelvin
-// sign matches its ASCII letter too.
+// foldKey folds a field name the way encoding/json matches it against the
+// authenticator's struct fields (bytes.EqualFold: Unicode simple case
+// folding): each rune becomes the smallest of its folding orbit, ASCII
+// letters lowercase. "groupſ" with a long s sets groups and a Kelvin sign
+// matches k; a dotless ı or a dotted İ matches no i (they fold to nothing
+// but themselves), as the differential found.
 func foldKey(k string) string {
-	return strings.Map(func(r rune) rune { return unicode.ToLower(unicode.ToUpper(unicode.ToLower(r))) }, k)
+	return strings.Map(func(r rune) rune {
+		least := r
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			least = min(least, f)
+		}
+		if least < utf8.RuneSelf {
+			return unicode.ToLower(least)
+		}
+		return least
+	}, k)
 }
 
 // findTag returns the first node under n (aliases not followed) whose tag
@@ -227,19 +250,11 @@ func parseSection(key, text string) (*section, Findings) {
 		s.broken = true
 		return s, Findings{{Severity: SeverityError, Key: key, Line: line, Reason: reason, Message: msg, Hint: hint}}
 	}
-	if !utf8.ValidString(text) {
-		bad := 0
-		for bad < len(text) {
-			r, w := utf8.DecodeRuneInString(text[bad:])
-			if r == utf8.RuneError && w == 1 {
-				break
-			}
-			bad += w
-		}
-		line := 1 + strings.Count(text[:bad], "\n")
-		return fail(line, "InvalidUTF8",
-			fmt.Sprintf("%s is not valid UTF-8 (line %d holds a byte that is not part of any character); the authenticator cannot read it and would drop every mapping in it.", key, line),
-			"save the text as UTF-8, or delete the stray byte on that line")
+	// Characters read differently, or refused, are judged on the text
+	// before anything is parsed: the parse would be of something else.
+	if fs := checkText(key, text); len(fs) > 0 {
+		s.broken = true
+		return s, fs
 	}
 
 	dec := yaml.NewDecoder(strings.NewReader(text))
@@ -249,7 +264,7 @@ func parseSection(key, text string) (*section, Findings) {
 			return s, readsAsNothing(s) // only comments
 		}
 		return fail(errorLine(err), "MalformedYAML",
-			fmt.Sprintf("%s is not valid YAML (%s); the authenticator would drop every mapping in it.", key, strings.TrimPrefix(err.Error(), "yaml: ")),
+			fmt.Sprintf("%s is not valid YAML (%s); the authenticator would drop every mapping in it.", key, yamlReason(err)),
 			"fix the YAML at that line: check indentation, a missing '-', or an unquoted ': '")
 	}
 	var next yaml.Node
@@ -259,9 +274,8 @@ func parseSection(key, text string) (*section, Findings) {
 			line = errorLine(err)
 		}
 		if err != nil || !isEmptyDocument(&next) {
-			return fail(line, "MultipleDocuments",
-				fmt.Sprintf("%s holds more than one YAML document; the authenticator reads only the first and ignores everything after the '---'.", key),
-				"remove the '---' line (or move what follows it above it)")
+			s.broken = true
+			return s, Findings{multipleDocuments(key, text, line)}
 		}
 	}
 
@@ -299,7 +313,7 @@ func parseSection(key, text string) (*section, Findings) {
 		// The authenticator decodes mapAccounts with goyaml.v2 into []string.
 		if err := yamlv2.Unmarshal([]byte(text), &s.accounts); err != nil {
 			return fail(errorLine(err), "ReadDifferently",
-				fmt.Sprintf("the authenticator cannot read mapAccounts: %v", err),
+				fmt.Sprintf("the authenticator cannot read mapAccounts (%s): it would load no account from it.", yamlReason(err)),
 				"write mapAccounts as a list of quoted 12-digit account IDs")
 		}
 		return s, nil
@@ -308,8 +322,12 @@ func parseSection(key, text string) (*section, Findings) {
 	// The authenticator converts YAML to JSON with YAML 1.1 rules.
 	js, err := sigsyaml.YAMLToJSON([]byte(text))
 	if err != nil {
+		if f, ok := unconvertibleNumber(key, root); ok {
+			s.broken = true
+			return s, Findings{f}
+		}
 		return fail(errorLine(err), "ReadDifferently",
-			fmt.Sprintf("the authenticator cannot read %s: %v; it would drop every mapping in it.", key, err),
+			fmt.Sprintf("the authenticator cannot read %s (%s); it would drop every mapping in it.", key, yamlReason(err)),
 			"simplify the YAML: plain lists of mappings, no anchors or tags")
 	}
 	items, err := jsonArray(js)
@@ -330,12 +348,12 @@ func parseSection(key, text string) (*section, Findings) {
 		switch {
 		case item.Kind == yaml.ScalarNode && item.ShortTag() == "!!null":
 			findings = append(findings, Finding{Severity: SeverityError, Key: key, Index: intp(i), Line: item.Line,
-				Reason: "EmptyEntry", Message: fmt.Sprintf("entry %d is empty; the authenticator would load a mapping that matches nobody.", i),
+				Reason: "EmptyEntry", Message: fmt.Sprintf("entry %d is empty: the authenticator skips it (an entry needs a %s) and reports %s as broken.", i, arnField(key), key),
 				Hint: "remove the empty '- ' line or fill the entry in"})
 			continue
 		case item.Kind != yaml.MappingNode:
 			findings = append(findings, Finding{Severity: SeverityError, Key: key, Index: intp(i), Line: item.Line,
-				Reason: "NotAMapping", Message: fmt.Sprintf("entry %d is not a mapping of key: value lines; the authenticator cannot load it as a mapping.", i),
+				Reason: "NotAMapping", Message: fmt.Sprintf("entry %d is not a mapping of key: value lines: the authenticator cannot read it as an entry, skips it and reports %s as broken.", i, key),
 				Hint: "write the entry as 'key: value' lines under its '- '"})
 			continue
 		}
@@ -359,9 +377,7 @@ func parseSection(key, text string) (*section, Findings) {
 			}
 			if prev, seen := e.keyNodes[k]; seen {
 				if prev.Value == kn.Value { // other spellings: DuplicateField in validation
-					findings = append(findings, Finding{Severity: SeverityError, Key: key, Index: intp(i), Field: kn.Value, Line: kn.Line, Reason: "DuplicateField",
-						Message: fmt.Sprintf("the key %q appears twice in entry %d (lines %d and %d); the authenticator silently keeps only the last one.", kn.Value, i, prev.Line, kn.Line),
-						Hint:    "keep one of them"})
+					findings = append(findings, repeatedKey(key, i, prev, kn))
 				}
 				continue
 			}
@@ -404,6 +420,99 @@ func parseSection(key, text string) (*section, Findings) {
 		}
 	}
 	return s, findings
+}
+
+// yamlReason is a YAML parser error without its "yaml: line N:" prefix:
+// the finding's line says where, as a line of the data key.
+func yamlReason(err error) string {
+	msg := strings.TrimPrefix(err.Error(), "error converting YAML to JSON: ")
+	msg = strings.TrimPrefix(msg, "yaml: ")
+	return yamlLinePrefix.ReplaceAllString(msg, "")
+}
+
+var yamlLinePrefix = regexp.MustCompile(`^line \d+: `)
+
+// documentMarker matches a line that starts or ends a YAML document.
+var documentMarker = regexp.MustCompile(`(?m)^(---|\.\.\.)([ \t].*)?\r?$`)
+
+// multipleDocuments is the finding for a key holding a second YAML
+// document; it names the marker that ends the first (a '---' that starts
+// the next, or a '...' that ends this one) and where it is.
+func multipleDocuments(key, text string, nextLine int) Finding {
+	marker, line := "---", nextLine
+	content := false
+	for n, l := range strings.Split(text, "\n") {
+		m := documentMarker.FindStringSubmatch(l)
+		if m == nil {
+			if t := strings.TrimSpace(l); t != "" && !strings.HasPrefix(t, "#") && !strings.HasPrefix(t, "%") {
+				content = true
+			}
+			continue
+		}
+		if content || m[1] == "..." {
+			marker, line = m[1], n+1
+			break
+		}
+	}
+	what := "starts a second document"
+	if marker == "..." {
+		what = "ends the document"
+	}
+	return Finding{Severity: SeverityError, Key: key, Line: line, Reason: "MultipleDocuments",
+		Message: fmt.Sprintf("the '%s' on line %d of %s %s: the authenticator reads only the first YAML document and ignores everything after that line.", marker, line, key, what),
+		Hint:    fmt.Sprintf("remove the '%s' line (or move what follows it above it)", marker)}
+}
+
+// yaml11NotANumber matches what YAML 1.1 reads as infinity or NaN; JSON
+// has no such numbers, so the authenticator cannot convert the key at all.
+var yaml11NotANumber = regexp.MustCompile(`^(?:[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$`)
+
+// unconvertibleNumber finds a plain .inf or .nan in a key and says which
+// entry and field hold it.
+func unconvertibleNumber(key string, root *yaml.Node) (Finding, bool) {
+	for i, item := range root.Content {
+		var hit, field *yaml.Node
+		var walk func(n, k *yaml.Node)
+		walk = func(n, k *yaml.Node) {
+			if hit != nil || n == nil || n.Kind == yaml.AliasNode {
+				return
+			}
+			if n.Kind == yaml.ScalarNode && n.Style == 0 && n.Tag != "!!str" && yaml11NotANumber.MatchString(n.Value) {
+				hit, field = n, k
+				return
+			}
+			for j, c := range n.Content {
+				if n.Kind == yaml.MappingNode && j%2 == 1 {
+					walk(c, n.Content[j-1])
+				} else {
+					walk(c, k)
+				}
+			}
+		}
+		walk(item, nil)
+		if hit == nil {
+			continue
+		}
+		name := "a value"
+		f := Finding{Severity: SeverityError, Key: key, Index: intp(i), Line: hit.Line, Reason: "WrongType"}
+		if field != nil {
+			name, f.Field = field.Value, foldKey(field.Value)
+		}
+		f.Message = fmt.Sprintf("%s is %s, which the authenticator's YAML 1.1 reads as a number (infinity or not-a-number) that JSON cannot hold: it cannot read %s at all and would drop every mapping in it.", name, hit.Value, key)
+		f.Hint = fmt.Sprintf("put the value in quotes: %q", hit.Value)
+		return f, true
+	}
+	return Finding{}, false
+}
+
+// repeatedKey is the finding for a key written twice in one entry. Most
+// often a '- ' went missing and two entries ran into one: the hint says
+// that first.
+func repeatedKey(key string, index int, first, again *yaml.Node) Finding {
+	return Finding{Severity: SeverityError, Key: key, Index: intp(index), Field: again.Value, Line: again.Line, Reason: "DuplicateField",
+		Message: fmt.Sprintf("the key %q appears twice in entry %d (lines %d and %d of %s); the authenticator silently keeps only the last one.", again.Value, index, first.Line, again.Line, key),
+		Hint: fmt.Sprintf("if line %d of %s starts another entry, put '- ' in front of it, at the indentation of the other entries' '- '; otherwise keep only one %q",
+			again.Line, key, again.Value)}
 }
 
 // readsAsNothing checks that the authenticator, too, reads a section that

@@ -11,14 +11,16 @@ import (
 // under test here, the AWS lookups have their own tests against the
 // emulator.
 type fakeResolver struct {
-	mu       sync.Mutex
-	account  Account
-	roles    map[string]string // permission set → ARN
-	iamErr   error
-	stsErr   error
-	stale    error
-	accounts int // Account calls
-	lookups  int // PermissionSetRoles calls
+	mu      sync.Mutex
+	account Account
+	roles   map[string]string // permission set → ARN
+	// ambiguous lists the roles claiming a permission set, when several do.
+	ambiguous map[string][]string
+	iamErr    error
+	stsErr    error
+	stale     error
+	accounts  int // Account calls
+	lookups   int // PermissionSetRoles calls
 }
 
 func newFakeResolver() *fakeResolver {
@@ -56,6 +58,12 @@ func (f *fakeResolver) PermissionSetRoles(_ context.Context, names []string) (Pe
 	for _, n := range names {
 		if arn, ok := f.roles[n]; ok {
 			out.ARNs[n] = arn
+		}
+		if all := f.ambiguous[n]; len(all) > 1 {
+			if out.Ambiguous == nil {
+				out.Ambiguous = map[string][]string{}
+			}
+			out.Ambiguous[n] = all
 		}
 	}
 	for n := range f.roles {

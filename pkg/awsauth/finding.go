@@ -26,17 +26,24 @@ type Finding struct {
 	Field string `json:"field"`
 	// Entry names the entry the way a person finds it: "permissionset
 	// Admin" or "rolearn arn:aws:iam::111122223333:role/ops".
-	Entry   string `json:"entry,omitempty"`
-	Line    int    `json:"line,omitempty"` // 1-based line inside the key's text
-	Message string `json:"message"`
-	Hint    string `json:"hint"`
+	Entry string `json:"entry,omitempty"`
+	// Line is the 1-based line inside the data key's text (the line of
+	// mapRoles, say), as the webhook sees it: a data value.
+	Line int `json:"line,omitempty"`
+	// FileLine is the 1-based line in the manifest file, when the finding
+	// came from one (lint and render -f set it where the value's lines map
+	// onto the file's, as in a literal block).
+	FileLine int    `json:"fileLine,omitempty"`
+	Message  string `json:"message"`
+	Hint     string `json:"hint"`
 	// Reason is a stable, machine-readable rule name (used for metrics and
 	// Event reasons).
 	Reason string `json:"reason"`
 }
 
-// Where renders the location part of a finding: mapRoles[2] (permissionset
-// Admin), line 7.
+// Where renders the location part of a finding: "mapRoles[2] (permissionset
+// Admin) groups, line 7 of mapRoles", or, from a manifest file, "..., line
+// 12 (line 7 of mapRoles)".
 func (f Finding) Where() string {
 	var b strings.Builder
 	b.WriteString(f.Key)
@@ -49,7 +56,14 @@ func (f Finding) Where() string {
 	if f.Field != "" && f.Index != nil {
 		fmt.Fprintf(&b, " %s", f.Field)
 	}
-	if f.Line > 0 {
+	switch {
+	case f.FileLine > 0 && f.Line > 0:
+		fmt.Fprintf(&b, ", line %d (line %d of %s)", f.FileLine, f.Line, f.Key)
+	case f.FileLine > 0:
+		fmt.Fprintf(&b, ", line %d", f.FileLine)
+	case f.Line > 0 && f.Key != "":
+		fmt.Fprintf(&b, ", line %d of %s", f.Line, f.Key)
+	case f.Line > 0:
 		fmt.Fprintf(&b, ", line %d", f.Line)
 	}
 	if b.Len() == 0 {

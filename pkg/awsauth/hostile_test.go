@@ -132,7 +132,7 @@ func hostileCases() []hostileCase {
 
 		// Encodings and line ends.
 		{name: "invalid UTF-8", data: rolesOnly(okEntry + "- rolearn: arn:aws:iam::111122223333:role/b\n  username: \xff\xfe\n"),
-			reject: "InvalidUTF8", key: KeyMapRoles, index: -1, mention: []string{"line 4", "UTF-8"}},
+			reject: "InvalidUTF8", key: KeyMapRoles, index: -1, mention: []string{"line 4 of mapRoles", "UTF-8", "0xFF"}},
 		{name: "a BOM", data: rolesOnly("\ufeff" + ps + node), check: func(t *testing.T, res *Result) {
 			if !strings.HasPrefix(res.Data[KeyMapRoles], "\ufeff- rolearn: arn:aws:iam::111122223333:role/AWSReservedSSO_Admin_") {
 				t.Errorf("BOM or edit lost: %q", res.Data[KeyMapRoles])
@@ -143,7 +143,9 @@ func hostileCases() []hostileCase {
 				t.Errorf("line ends mixed: %q", res.Data[KeyMapRoles])
 			}
 		}},
-		{name: "CR-only line ends", data: rolesOnly(strings.ReplaceAll(ps, "\n", "\r"))},
+		// A lone CR is a line break to the parser but not on screen.
+		{name: "CR-only line ends", data: rolesOnly(strings.ReplaceAll(ps, "\n", "\r")),
+			reject: "LineBreakCharacter", key: KeyMapRoles, index: -1, mention: []string{"U+000D", "carriage return", "line 1 of mapRoles"}},
 		{name: "tabs for indentation", data: rolesOnly(strings.ReplaceAll(node, "  ", "\t")),
 			reject: "MalformedYAML", key: KeyMapRoles, index: -1, mention: []string{"line 2", "tab"}},
 
@@ -152,7 +154,7 @@ func hostileCases() []hostileCase {
 			reject: "MultipleDocuments", key: KeyMapRoles, index: -1, mention: []string{"---", "ignores everything after"}},
 		{name: "a leading --- is one document", data: rolesOnly("---\n" + okEntry)},
 		{name: "duplicate key in one mapping", data: rolesOnly(okEntry + "- rolearn: arn:aws:iam::111122223333:role/b\n  username: b\n  username: c\n"),
-			reject: "DuplicateField", key: KeyMapRoles, index: 1, mention: []string{`"username" appears twice`, "lines 4 and 5", "last one", "keep one"}},
+			reject: "DuplicateField", key: KeyMapRoles, index: 1, mention: []string{`"username" appears twice`, "lines 4 and 5 of mapRoles", "last one", "put '- ' in front of it", "keep only one"}},
 		{name: "duplicate rolearn next to a permission set", data: rolesOnly(
 			"- permissionset: Admin\n  rolearn: arn:aws:iam::111122223333:role/AWSReservedSSO_Admin_0000000000000000\n  rolearn: arn:aws:iam::111122223333:role/someone-else\n  username: a\n"),
 			reject: "DuplicateField", key: KeyMapRoles, index: 0, mention: []string{"permissionset Admin", `"rolearn" appears twice`}},

@@ -83,6 +83,9 @@ type memoEntry struct {
 	findings Findings
 	roles    []Mapping
 	users    []Mapping
+	accounts []string
+	// loaded is the authenticator's reading, for Load; nil otherwise.
+	loaded *Loaded
 	// asked is what Render asked the Resolver and was told; nil for Lint.
 	asked *lookups
 }
@@ -167,7 +170,7 @@ func (m *Memo) Render(ctx context.Context, data map[string]string, r Resolver, o
 		if rw.resolve(ctx, rec2) == nil && rec2.reusable() {
 			rw.rewriteEntries()
 			if len(rw.findings) == 0 && !rw.changedAny() {
-				fixed := &Result{Data: res.Data, Findings: out.validation, Roles: res.Roles, Users: res.Users}
+				fixed := &Result{Data: res.Data, Findings: out.validation, Roles: res.Roles, Users: res.Users, Accounts: res.Accounts}
 				m.put(newMemoEntry(memoKeyOf("render", res.Data, next), fixed, rec2))
 			}
 		}
@@ -185,8 +188,11 @@ func (rw *rewriter) changedAny() bool {
 }
 
 func newMemoEntry(key memoKey, res *Result, asked *lookups) *memoEntry {
-	e := &memoEntry{key: key, findings: res.Findings, roles: res.Roles, users: res.Users, asked: asked}
+	e := &memoEntry{key: key, findings: res.Findings, roles: res.Roles, users: res.Users, accounts: res.Accounts, asked: asked}
 	e.size = 256
+	for _, a := range e.accounts {
+		e.size += 16 + len(a)
+	}
 	for _, set := range [][]Mapping{e.roles, e.users} {
 		for _, mp := range set {
 			e.size += 128 + len(mp.ARN) + len(mp.PermissionSet) + len(mp.Username)
@@ -213,7 +219,42 @@ func newMemoEntry(key memoKey, res *Result, asked *lookups) *memoEntry {
 }
 
 func (e *memoEntry) result(data map[string]string) *Result {
-	return &Result{Data: data, Findings: e.findings, Roles: e.roles, Users: e.users}
+	return &Result{Data: data, Findings: e.findings, Roles: e.roles, Users: e.users, Accounts: e.accounts}
+}
+
+// Load is LoadAsAuthenticator(data), from memory when the same data was
+// loaded before: the lockout guard reads the stored object (oldObject),
+// which is the same from one edit to the next. The Loaded is shared:
+// treat it as read-only.
+func (m *Memo) Load(data map[string]string) *Loaded {
+	if l, ok := m.RecallLoad(data); ok {
+		return l
+	}
+	m.misses.Add(1)
+	l := LoadAsAuthenticator(data)
+	e := &memoEntry{key: memoKeyOf("load", data, Options{}), loaded: l, size: 256}
+	for _, set := range [][]LoadedMapping{l.Roles, l.Users} {
+		for _, mp := range set {
+			e.size += 128 + len(mp.ARN) + len(mp.Username)
+			for _, g := range mp.Groups {
+				e.size += 16 + len(g)
+			}
+		}
+	}
+	for _, a := range l.Accounts {
+		e.size += 16 + len(a)
+	}
+	m.put(e)
+	return l
+}
+
+// RecallLoad is Load from memory only.
+func (m *Memo) RecallLoad(data map[string]string) (*Loaded, bool) {
+	if e := m.get(memoKeyOf("load", data, Options{})); e != nil && e.loaded != nil {
+		m.hits.Add(1)
+		return e.loaded, true
+	}
+	return nil, false
 }
 
 func (m *Memo) get(key memoKey) *memoEntry {
@@ -316,6 +357,7 @@ func (l *lookups) PermissionSetRoles(ctx context.Context, names []string) (Permi
 	l.lookupAsked, l.names, l.lookup, l.lookupErr = true, slices.Clone(names), ans, err
 	l.lookup.ARNs = maps.Clone(ans.ARNs)
 	l.lookup.Existing = slices.Clone(ans.Existing)
+	l.lookup.Ambiguous = maps.Clone(ans.Ambiguous)
 	return ans, err
 }
 
@@ -341,7 +383,8 @@ func (l *lookups) sameAnswers(ctx context.Context, r Resolver) bool {
 	}
 	if l.lookupAsked {
 		ans, err := r.PermissionSetRoles(ctx, l.names)
-		if err != nil || ans.Stale != nil || !maps.Equal(ans.ARNs, l.lookup.ARNs) || !slices.Equal(ans.Existing, l.lookup.Existing) {
+		if err != nil || ans.Stale != nil || !maps.Equal(ans.ARNs, l.lookup.ARNs) || !slices.Equal(ans.Existing, l.lookup.Existing) ||
+			!maps.EqualFunc(ans.Ambiguous, l.lookup.Ambiguous, slices.Equal[[]string]) {
 			return false
 		}
 	}

@@ -1,6 +1,9 @@
 package awsauth
 
 import (
+	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/charcheck"
+	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/iamarn"
+
 	"context"
 	"fmt"
 	"sort"
@@ -30,8 +33,26 @@ type Result struct {
 	// Changed lists the data keys whose text changed, sorted.
 	Changed  []string
 	Findings Findings
-	// Roles and Users are the mappings the authenticator loads from Data.
+	// Roles and Users are the mappings the authenticator loads from Data,
+	// and Accounts the account IDs of mapAccounts.
 	Roles, Users []Mapping
+	Accounts     []string
+	// AddedNodeRoles are the node roles Render added an entry for.
+	AddedNodeRoles []string
+}
+
+// AsLoaded is the Result as the authenticator loads it. It is exact for a
+// Result without errors: what the engine admits, the authenticator loads
+// exactly so (the differential test holds the engine to that).
+func (r *Result) AsLoaded() *Loaded {
+	l := &Loaded{Accounts: r.Accounts, Errors: map[string]error{}}
+	for _, m := range r.Roles {
+		l.Roles = append(l.Roles, LoadedMapping{Index: m.Index, ARN: m.ARN, Username: m.Username, Groups: m.Groups, PermissionSet: m.PermissionSet})
+	}
+	for _, m := range r.Users {
+		l.Users = append(l.Users, LoadedMapping{Index: m.Index, ARN: m.ARN, Username: m.Username, Groups: m.Groups})
+	}
+	return l
 }
 
 // Mapping is one entry as the authenticator will load it.
@@ -134,9 +155,7 @@ func render(ctx context.Context, data map[string]string, r Resolver, opts Option
 	}
 
 	rw := &rewriter{opts: opts, editors: map[string]*editor{}}
-	for _, s := range secs {
-		rw.sections = append(rw.sections, s)
-	}
+	rw.sections = append(rw.sections, secs...)
 	if err := rw.resolve(ctx, r); err != nil {
 		return nil, err
 	}
@@ -149,15 +168,16 @@ func render(ctx context.Context, data map[string]string, r Resolver, opts Option
 	}
 	var changed []string
 	reread := map[string]*section{}
+	lineOf := map[string]func(int) int{}
 	for key, ed := range rw.editors {
 		if !ed.changed {
 			continue
 		}
-		text, sec, err := ed.result()
+		text, sec, orig, err := ed.result()
 		if err != nil {
 			return nil, err
 		}
-		reread[key] = sec
+		reread[key], lineOf[key] = sec, orig
 		if text != data[key] {
 			out[key] = text
 			changed = append(changed, key)
@@ -184,9 +204,29 @@ func render(ctx context.Context, data map[string]string, r Resolver, opts Option
 	}
 	v := &validator{}
 	v.validateData(out, opts.ExtraBytes, final)
-	all := append(rw.findings, parseFindings...)
-	res := newResult(out, changed, final, append(all, v.findings...))
+	// Findings about the rewritten text name the lines the user wrote (a
+	// Memo keeps the validation as found: it answers for the rewritten
+	// text itself).
+	all := append(rw.findings, toOriginalLines(parseFindings, lineOf)...)
+	res := newResult(out, changed, final, append(all, toOriginalLines(v.findings, lineOf)...))
+	res.AddedNodeRoles = rw.addedNodeRoles
 	return &rendered{res: res, final: final, parseFindings: parseFindings, validation: v.findings}, nil
+}
+
+// toOriginalLines maps the lines of findings about rewritten keys back onto
+// the text as written (a copy; the others are left as they are).
+func toOriginalLines(fs Findings, lineOf map[string]func(int) int) Findings {
+	if len(lineOf) == 0 {
+		return fs
+	}
+	out := make(Findings, len(fs))
+	for i, f := range fs {
+		if orig := lineOf[f.Key]; orig != nil && f.Line > 0 {
+			f.Line = orig(f.Line)
+		}
+		out[i] = f
+	}
+	return out
 }
 
 // tooLarge rejects data over the ConfigMap size limit before parsing any
@@ -224,6 +264,9 @@ func parseData(data map[string]string) ([]*section, Findings) {
 func newResult(data map[string]string, changed []string, secs []*section, findings Findings) *Result {
 	res := &Result{Data: data, Changed: changed, Findings: findings}
 	for _, s := range secs {
+		if s.key == KeyMapAccounts {
+			res.Accounts = s.accounts
+		}
 		for _, e := range s.entries {
 			if !e.isMapping {
 				continue
@@ -269,10 +312,12 @@ type rewriter struct {
 	editors  map[string]*editor
 	findings Findings
 
-	account  Account
-	resolved map[string]string // permission set → role ARN
-	missing  map[string]bool   // permission sets that do not exist
-	existing []string
+	account        Account
+	addedNodeRoles []string
+	resolved       map[string]string   // permission set → role ARN
+	ambiguous      map[string][]string // permission set → every role claiming it
+	missing        map[string]bool     // permission sets that do not exist
+	existing       []string
 }
 
 func (rw *rewriter) editor(s *section) *editor {
@@ -306,7 +351,7 @@ func (rw *rewriter) resolve(ctx context.Context, r Resolver) error {
 			if v, ok := e.str(arnField(s.key)); ok && strings.Contains(v, AccountIDPlaceholder) {
 				needAccount = true
 			}
-			if ps, ok := e.str(fieldPermissionSet); ok && s.key == KeyMapRoles && permissionSetPattern.MatchString(ps) && !seen[ps] {
+			if ps, ok := e.str(fieldPermissionSet); ok && s.key == KeyMapRoles && iamarn.ValidPermissionSetName(ps) && !seen[ps] {
 				seen[ps] = true
 				names = append(names, ps)
 			}
@@ -326,7 +371,7 @@ func (rw *rewriter) resolve(ctx context.Context, r Resolver) error {
 		return nil
 	}
 	lookup, err := r.PermissionSetRoles(ctx, names)
-	rw.resolved, rw.missing, rw.existing = lookup.ARNs, map[string]bool{}, lookup.Existing
+	rw.resolved, rw.missing, rw.existing, rw.ambiguous = lookup.ARNs, map[string]bool{}, lookup.Existing, lookup.Ambiguous
 	var unresolved []string
 	for _, n := range names {
 		if _, ok := lookup.ARNs[n]; !ok {
@@ -402,19 +447,48 @@ func (rw *rewriter) rewritePermissionSet(s *section, e *entry, ps string) {
 				Hint:    fmt.Sprintf("assign the permission set to the account again, or remove the entry (existing: %s)", existing)})
 			return
 		}
+		hint := "check the name (it is case-sensitive and matched exactly) and that the permission set is assigned to this account"
+		if near := nearPermissionSet(ps, rw.existing); near != "" {
+			hint = fmt.Sprintf("did you mean %s? names are case-sensitive and matched exactly; or check that %s is assigned to this account", near, ps)
+		}
 		rw.findings = append(rw.findings, Finding{Severity: SeverityError, Key: s.key, Index: intp(e.index),
 			Field: fieldPermissionSet, Entry: e.label(), Line: e.line(fieldPermissionSet), Reason: "UnknownPermissionSet",
 			Message: fmt.Sprintf("the permission set %q has no role in this account (permission sets that do: %s).", ps, existing),
-			Hint:    "check the name (it is case-sensitive and matched exactly) and that the permission set is assigned to this account"})
+			Hint:    hint})
 		return
+	}
+	if all := rw.ambiguous[ps]; len(all) > 1 {
+		rw.findings = append(rw.findings, Finding{Severity: SeverityWarning, Key: s.key, Index: intp(e.index),
+			Field: fieldPermissionSet, Entry: e.label(), Line: e.line(fieldPermissionSet), Reason: "AmbiguousPermissionSet",
+			Message: fmt.Sprintf("the permission set %q has %d roles in this account (%s), provisioned through more than one IAM Identity Center path; %s, the most recently created, is written.", ps, len(all), strings.Join(all, ", "), target),
+			Hint:    "delete the roles Identity Center no longer uses; to map another of them, write its rolearn without permissionset"})
 	}
 	value := e.valueNodes[fieldRoleARN]
 	switch {
 	case value == nil:
 		rw.editor(s).insertField(e.node, e.keyNodes[fieldPermissionSet], fieldRoleARN, target)
 	case value.Kind == yaml.ScalarNode && value.Value != target:
+		if a, err := parseIAMARN(value.Value, false); err == nil {
+			if owner, _, ok := iamarn.ParseSSORoleName(a.Name); ok && owner != ps {
+				rw.findings = append(rw.findings, Finding{Severity: SeverityWarning, Key: s.key, Index: intp(e.index),
+					Field: fieldRoleARN, Entry: e.label(), Line: e.line(fieldRoleARN), Reason: "RoleOfOtherPermissionSet",
+					Message: fmt.Sprintf("the rolearn was the role of the permission set %q, but permissionset says %q: it was replaced with the role of %q, so the entry now maps that role.", owner, ps, ps),
+					Hint:    fmt.Sprintf("if the entry is meant for %s, write permissionset: %s", owner, owner)})
+			}
+		}
 		rw.editor(s).setScalar(e.node, value, target)
 	}
+}
+
+// nearPermissionSet returns the existing permission set name is a near
+// miss of (another case, a separator, a look-alike, a typo), or "".
+func nearPermissionSet(name string, existing []string) string {
+	for _, e := range existing {
+		if strings.EqualFold(e, name) {
+			return e
+		}
+	}
+	return charcheck.Near(name, existing)
 }
 
 // ensureNodeRoles adds the node entry for each node role no entry maps.
@@ -435,11 +509,15 @@ func (rw *rewriter) ensureNodeRoles(nodeRoles []string) {
 	}
 	for _, role := range nodeRoles {
 		a, _ := parseIAMARN(role, false)
-		if mapped[a.identityKey()] {
+		if mapped[a.IdentityKey()] {
 			continue
 		}
 		rw.editor(s).appendNodeRoleEntry(role)
-		mapped[a.identityKey()] = true
+		mapped[a.IdentityKey()] = true
+		rw.addedNodeRoles = append(rw.addedNodeRoles, role)
+		rw.findings = append(rw.findings, Finding{Severity: SeverityWarning, Key: KeyMapRoles, Entry: fieldRoleARN + " " + role, Reason: "NodeRoleAdded",
+			Message: fmt.Sprintf("no entry mapped the node role %s, so one was added (username %s, groups %s).", role, NodeUsername, strings.Join(NodeGroups, ", ")),
+			Hint:    "nothing to do: nodes need this entry to join; the webhook keeps every configured node role mapped"})
 	}
 }
 
@@ -456,7 +534,7 @@ func collectRoleKeys(seq *yaml.Node, into map[string]bool) {
 		for i := 0; i+1 < len(item.Content); i += 2 {
 			if strings.EqualFold(item.Content[i].Value, fieldRoleARN) {
 				if a, err := parseIAMARN(item.Content[i+1].Value, false); err == nil {
-					into[a.identityKey()] = true
+					into[a.IdentityKey()] = true
 				}
 			}
 		}

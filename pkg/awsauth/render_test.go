@@ -3,6 +3,7 @@ package awsauth
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
@@ -12,10 +13,18 @@ import (
 
 // goldenCase is one file under testdata/render: a description, then
 // sections "-- options --", "-- in KEY --", "-- out KEY --", "-- findings --".
+// Each finding is written in full, "severity Reason: what lint prints", so
+// that every message the engine can give is in front of a reviewer; run
+// the test with UPDATE_GOLDEN=1 to rewrite the findings sections.
 type goldenCase struct {
 	nodeRoles []string
 	in, out   map[string]string
-	findings  []want
+	findings  []string
+}
+
+// goldenFinding is how a finding is written in a golden file.
+func goldenFinding(f Finding) string {
+	return fmt.Sprintf("%s %s: %s", f.Severity, f.Reason, f)
 }
 
 func readGolden(t testing.TB, path string) goldenCase {
@@ -39,7 +48,7 @@ func readGolden(t testing.TB, path string) goldenCase {
 		case name == "findings":
 			for _, line := range strings.Split(strings.TrimSpace(text), "\n") {
 				if line != "" {
-					gc.findings = append(gc.findings, want(line))
+					gc.findings = append(gc.findings, line)
 				}
 			}
 		case strings.HasPrefix(name, "in "):
@@ -76,7 +85,16 @@ func TestRenderGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			assertFindings(t, res.Findings, gc.findings)
+			var got []string
+			for _, f := range res.Findings {
+				got = append(got, goldenFinding(f))
+			}
+			if os.Getenv("UPDATE_GOLDEN") != "" {
+				updateGolden(t, file, res)
+				return
+			} else if strings.Join(got, "\n") != strings.Join(gc.findings, "\n") {
+				t.Errorf("findings:\n--- got ---\n%s\n--- want ---\n%s", strings.Join(got, "\n"), strings.Join(gc.findings, "\n"))
+			}
 			keys := map[string]bool{}
 			for k := range gc.out {
 				keys[k] = true
@@ -100,6 +118,40 @@ func TestRenderGolden(t *testing.T) {
 				t.Errorf("render is not idempotent: second pass changed %v", again.Changed)
 			}
 		})
+	}
+}
+
+// updateGolden rewrites the out and findings sections of a golden file
+// from what Render gave (the description, options and in sections stay).
+func updateGolden(t *testing.T, file string, res *Result) {
+	t.Helper()
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(raw)
+	for _, cut := range []string{"\n-- out ", "\n-- findings --"} {
+		if i := strings.Index(text, cut); i >= 0 {
+			text = text[:i+1]
+		}
+	}
+	keys := make([]string, 0, len(res.Data))
+	for k := range res.Data {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		text += "-- out " + k + " --\n" + res.Data[k]
+		if !strings.HasSuffix(res.Data[k], "\n") && res.Data[k] != "" {
+			t.Fatalf("%s: %s does not end in a line break; a golden file cannot hold it", file, k)
+		}
+	}
+	text += "-- findings --\n"
+	for _, f := range res.Findings {
+		text += goldenFinding(f) + "\n"
+	}
+	if err := os.WriteFile(file, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -212,7 +264,7 @@ func TestRenderDuplicateAfterResolution(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	assertFindings(t, res.Findings, []want{"error DuplicateARN mapRoles[1]", "warning PathStripped mapRoles[1]"})
+	assertFindings(t, res.Findings, []want{"error DuplicateARN mapRoles[1]", "warning PathStripped mapRoles[1]", "warning SSORoleWithoutPermissionSet mapRoles[1]"})
 }
 
 func TestRenderNodeRoleValidation(t *testing.T) {
@@ -245,4 +297,27 @@ func equalStrings(a, b []string) bool {
 	sort.Strings(a)
 	sort.Strings(b)
 	return strings.Join(a, "\x00") == strings.Join(b, "\x00")
+}
+
+// TestAmbiguousPermissionSet: a permission set two SSO roles claim (the same
+// permission set provisioned through two Identity Center regions' paths)
+// resolves to the one the resolver picked, and says so, naming both.
+func TestAmbiguousPermissionSet(t *testing.T) {
+	r := newFakeResolver()
+	other := "arn:aws:iam::111122223333:role/AWSReservedSSO_Admin_ffffffffffffffff"
+	r.ambiguous = map[string][]string{"Admin": {r.roles["Admin"], other}}
+	res, err := Render(context.Background(), map[string]string{"mapRoles": "- permissionset: Admin\n  username: a\n"}, r, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertFindings(t, res.Findings, []want{"warning AmbiguousPermissionSet mapRoles[0]"})
+	f := res.Findings[0]
+	for _, part := range []string{"2 roles", r.roles["Admin"], other, "most recently created", "write its rolearn without permissionset"} {
+		if !strings.Contains(f.String(), part) {
+			t.Errorf("the warning lacks %q: %s", part, f)
+		}
+	}
+	if !strings.Contains(res.Data["mapRoles"], r.roles["Admin"]) {
+		t.Errorf("not resolved: %s", res.Data["mapRoles"])
+	}
 }

@@ -18,6 +18,11 @@ type PermissionSetLookup struct {
 	// Existing lists every permission set that has a role in the account, so
 	// an error about an unknown name can say which ones do exist.
 	Existing []string
+	// Ambiguous lists, for each requested permission set that more than one
+	// SSO role claims (the same permission set provisioned through two
+	// Identity Center regions' paths), every claiming role's ARN, sorted;
+	// ARNs holds the one picked.
+	Ambiguous map[string][]string
 	// Stale is non-nil when IAM could not be asked and the answer was served
 	// from the last known state; it says why.
 	Stale error

@@ -27,6 +27,10 @@ type editor struct {
 	// spliceable turns false once a change cannot be expressed as a splice.
 	spliceable bool
 	changed    bool
+	// insertedBefore holds the line (of the original text) before which
+	// each spliced-in line went, so that findings about the result can
+	// name the lines the user wrote.
+	insertedBefore []int
 }
 
 type textEdit struct {
@@ -176,6 +180,8 @@ func (ed *editor) insertField(item, before *yaml.Node, key, value string) {
 				text := key + ": " + v + ed.eol + strings.Repeat(" ", before.Column-1)
 				if ed.inFlow(item) {
 					text = key + ": " + v + ", "
+				} else {
+					ed.insertedBefore = append(ed.insertedBefore, before.Line)
 				}
 				ed.edits = append(ed.edits, textEdit{at, at, text})
 				ed.spliceable = true
@@ -264,11 +270,35 @@ func nodeRoleEntry(roleARN string) *yaml.Node {
 	}}
 }
 
+// originalLine maps a line of the result back onto the text the user wrote
+// (a spliced-in line maps onto the line it was put before), given whether
+// the result is the splice. A re-encoded result has no such mapping: 0.
+func (ed *editor) originalLine(spliced bool) func(int) int {
+	if !spliced {
+		return func(int) int { return 0 }
+	}
+	ins := append([]int(nil), ed.insertedBefore...)
+	sort.Ints(ins)
+	return func(n int) int {
+		out := n
+		for i, l := range ins {
+			pos := l + i // where the inserted line is in the result
+			switch {
+			case n == pos:
+				return l
+			case n > pos:
+				out--
+			}
+		}
+		return out
+	}
+}
+
 // result returns the section's new text — the spliced original when it
 // means exactly the edited tree, else the tree encoded — together with that
 // text read back: the one parse answers both whether the text means what was
 // intended and what the validator sees, so the text is not parsed twice.
-func (ed *editor) result() (string, *section, error) {
+func (ed *editor) result() (string, *section, func(int) int, error) {
 	if ed.spliceable {
 		sort.Slice(ed.edits, func(i, j int) bool { return ed.edits[i].start > ed.edits[j].start })
 		out := ed.sec.text
@@ -283,19 +313,19 @@ func (ed *editor) result() (string, *section, error) {
 		}
 		if ed.spliceable {
 			if s, ok := ed.readBack(out); ok {
-				return out, s, nil
+				return out, s, ed.originalLine(true), nil
 			}
 		}
 	}
 	out, err := encodeNode(ed.doc)
 	if err != nil {
-		return "", nil, fmt.Errorf("encode %s: %w", ed.sec.key, err)
+		return "", nil, nil, fmt.Errorf("encode %s: %w", ed.sec.key, err)
 	}
 	s, ok := ed.readBack(out)
 	if !ok {
-		return "", nil, fmt.Errorf("internal error: the rewritten %s does not read back as intended", ed.sec.key)
+		return "", nil, nil, fmt.Errorf("internal error: the rewritten %s does not read back as intended", ed.sec.key)
 	}
-	return out, s, nil
+	return out, s, ed.originalLine(false), nil
 }
 
 // readBack parses text as a section and reports whether it means exactly

@@ -15,7 +15,10 @@ func describe(f Finding) string {
 	if f.Index != nil {
 		where += fmt.Sprintf("[%d]", *f.Index)
 	}
-	return strings.TrimSpace(fmt.Sprintf("%s %s %s", f.Severity, f.Reason, where))
+	if where == "" {
+		return fmt.Sprintf("%s %s", f.Severity, f.Reason)
+	}
+	return fmt.Sprintf("%s %s %s", f.Severity, f.Reason, where)
 }
 
 func assertFindings(t *testing.T, got Findings, wants []want) {
@@ -166,6 +169,82 @@ func TestLintRules(t *testing.T) {
 		{"data keys in the wrong case are ignored by the authenticator", map[string]string{
 			"maproles": nodeEntry, "MapUsers": "[]",
 		}, []want{"error IgnoredKey maproles", "error IgnoredKey MapUsers"}},
+		// Data keys the authenticator does not read, though they look like
+		// one it does.
+		{"near-miss data keys", map[string]string{
+			"map_roles": nodeEntry, "mapRole": nodeEntry, "maproles": nodeEntry, "mapRoles ": nodeEntry,
+			"mapRoles\u200b": nodeEntry, "m\u0430pUsers": "[]", "mapAccount": "[]", "notes": "kept",
+		}, []want{"error IgnoredKey map_roles", "error IgnoredKey mapRole", "error IgnoredKey maproles", "error IgnoredKey mapRoles ",
+			"error IgnoredKey mapRoles\u200b", "error IgnoredKey m\u0430pUsers", "error IgnoredKey mapAccount"}},
+		{"a data key that holds entries but is no near miss", map[string]string{
+			"roles": nodeEntry, "users": "- userarn: arn:aws:iam::111122223333:user/a\n", "notes": "- just: a list\n", "mapRoles": nodeEntry,
+		}, []want{"error IgnoredKey roles", "error IgnoredKey users"}},
+		{"a data key that holds an invisible character", map[string]string{
+			"\u00ad    username": "alice",
+		}, []want{"error InvisibleCharacter \u00ad    username"}},
+		// Line breaks to the authenticator's parser that nobody sees.
+		{"a line separator in a comment", map[string]string{
+			"mapRoles": "- rolearn: arn:aws:iam::111122223333:role/dev\n  username: dev\n  groups: [developers] # ok\u2028  - system:masters\n",
+		}, []want{"error LineBreakCharacter mapRoles"}},
+		{"a paragraph separator, a next line and a lone carriage return", map[string]string{
+			"mapRoles":    "# a\u2029- rolearn: arn:aws:iam::111122223333:role/a\n",
+			"mapUsers":    "# a\u0085- userarn: arn:aws:iam::111122223333:user/a\n",
+			"mapAccounts": "# a\r- \"111122223333\"\n",
+		}, []want{"error LineBreakCharacter mapRoles", "error LineBreakCharacter mapUsers", "error LineBreakCharacter mapAccounts"}},
+		{"characters the parser refuses", map[string]string{
+			"mapRoles": "- rolearn: arn:aws:iam::111122223333:role/a\n  username: a\x00\n",
+			"mapUsers": "- userarn: arn:aws:iam::111122223333:user/a\n  username: a\x7f\n",
+		}, []want{"error ForbiddenCharacter mapRoles", "error ForbiddenCharacter mapUsers"}},
+		{"a bidirectional control in a comment", map[string]string{
+			"mapRoles": nodeEntry + "# owner: \u202eplatform\n",
+		}, []want{"error BidiControl mapRoles"}},
+		// Invisible and look-alike characters in what is compared byte
+		// for byte.
+		{"invisible characters in ARNs, usernames and groups", map[string]string{
+			"mapRoles": strings.Join([]string{
+				"- rolearn: arn:aws:iam::111122223333:role/ad\u200bmin\n  username: a",
+				"- rolearn: arn:aws:iam::111122223333:role/b\n  username: \"de\u00adv\"",
+				"- rolearn: arn:aws:iam::111122223333:role/c\n  username: c\n  groups: [\"system:masters\u2060\"]",
+				"- rolearn: arn:aws:iam::111122223333:role/d\n  username: d\ufeffx",
+				"- rolearn: arn:aws:iam::111122223333:role/e\n  username: \"e\\u202ex\"",
+				"- rolearn: arn:aws:iam::111122223333:role/f\n  username: \"f\\0\"",
+				"- rolearn: arn:aws:iam::111122223333:role/g\n  username: \"g\u00a0h\"",
+			}, "\n") + "\n",
+		}, []want{"error InvisibleCharacter mapRoles[0]", "error InvisibleCharacter mapRoles[1]", "error InvisibleCharacter mapRoles[2]",
+			"error InvisibleCharacter mapRoles[3]", "error InvisibleCharacter mapRoles[4]", "error InvisibleCharacter mapRoles[5]",
+			"error InvisibleCharacter mapRoles[6]"}},
+		{"look-alike characters", map[string]string{
+			"mapRoles": "- rolearn: arn:aws:iam::111122223333:role/a\n  username: a\n  groups: [system:m\u0430sters]\n" +
+				"- rolearn: arn:aws:iam::111122223333:role/b\n  username: \uff42\n" +
+				"- rolearn: arn:aws:iam::111122223333:role/c\n  username: \"c\u0301\"\n" +
+				"- rolearn: arn:aws:iam::111122223333:role/\u0430dmin\n  username: d\n",
+			"mapUsers": "- userarn: arn:aws:iam::111122223333:user/\u0435ve\n  username: eve\n",
+		}, []want{"error ConfusableCharacter mapRoles[0]", "error ConfusableCharacter mapRoles[1]", "error ConfusableCharacter mapRoles[2]",
+			"error ConfusableCharacter mapRoles[3]", "error ConfusableCharacter mapUsers[0]"}},
+		{"a name wholly in another script is fine", map[string]string{
+			"mapRoles": "- rolearn: arn:aws:iam::111122223333:role/a\n  username: \u0440\u0430\u0437\u0440\u0430\u0431\u043e\u0442\u0447\u0438\u043a\n  groups: [\u00e9quipe, \u65e5\u672c]\n",
+		}, nil},
+		{"misspelt fields: group, usrname, role_arn", map[string]string{
+			"mapRoles": "- rolearn: arn:aws:iam::111122223333:role/a\n  username: a\n  group: [system:masters]\n" +
+				"- rolearn: arn:aws:iam::111122223333:role/b\n  usrname: b\n" +
+				"- role_arn: arn:aws:iam::111122223333:role/c\n  username: c\n",
+		}, []want{"error MisspeltKey mapRoles[0]", "error MisspeltKey mapRoles[1]", "error MisspeltKey mapRoles[2]", "error MissingARN mapRoles[2]"}},
+		{"a bare groups: loads no groups", map[string]string{
+			"mapRoles": "- rolearn: arn:aws:iam::111122223333:role/a\n  username: a\n  groups:\n" +
+				"- rolearn: arn:aws:iam::111122223333:role/b\n  username: b\n  groups: ~\n" +
+				"- rolearn: arn:aws:iam::111122223333:role/c\n  username: c\n  groups: []\n",
+		}, []want{"error InvalidGroups mapRoles[0]", "error InvalidGroups mapRoles[1]"}},
+		{"userid is a field the authenticator reads, reported once", map[string]string{
+			"mapRoles": "- rolearn: arn:aws:iam::111122223333:role/a\n  username: a\n  userid: 5\n" +
+				"- rolearn: arn:aws:iam::111122223333:role/b\n  username: b\n  userid: AROAEXAMPLE\n",
+		}, []want{"error WrongType mapRoles[0]"}},
+		{"permission sets that differ in case are two permission sets", map[string]string{
+			"mapRoles": "- permissionset: Admin\n  username: a\n- permissionset: admin\n  username: b\n",
+		}, []want{"warning PermissionSetCase mapRoles[1]"}},
+		{"a rolearn that is another permission set's role", map[string]string{
+			"mapRoles": "- rolearn: arn:aws:iam::111122223333:role/AWSReservedSSO_ReadOnly_0123456789abcdef\n  permissionset: Admin\n  username: a\n" +
+				"- rolearn: arn:aws:iam::111122223333:role/AWSReservedSSO_Dev_0123456789abcdef\n  username: b\n",
+		}, []want{"warning RoleOfOtherPermissionSet mapRoles[0]", "warning SSORoleWithoutPermissionSet mapRoles[1]"}},
 		{"too large", map[string]string{
 			"mapRoles": nodeEntry, "padding": strings.Repeat("x", MaxConfigMapBytes),
 		}, []want{"error TooLarge"}},
@@ -216,25 +295,5 @@ func TestRenderRejectsUnreadableWithoutAWS(t *testing.T) {
 	}
 	if r.lookups+r.accounts != 0 {
 		t.Fatalf("made %d AWS calls for a broken document", r.lookups+r.accounts)
-	}
-}
-
-func TestPrincipalKey(t *testing.T) {
-	cases := map[string]string{
-		"arn:aws:iam::111122223333:role/Admin":                                  "arn:aws:iam::111122223333:role/admin",
-		"arn:aws:iam::111122223333:role/aws-reserved/sso.amazonaws.com/x/Admin": "arn:aws:iam::111122223333:role/admin",
-		"arn:aws:sts::111122223333:assumed-role/Admin/alice@example.com":        "arn:aws:iam::111122223333:role/admin",
-		"arn:aws-cn:iam::111122223333:user/team/Bob":                            "arn:aws-cn:iam::111122223333:user/bob",
-		"arn:aws:iam::111122223333:root":                                        "arn:aws:iam::111122223333:root",
-	}
-	for in, want := range cases {
-		if got, ok := PrincipalKey(in); !ok || got != want {
-			t.Errorf("PrincipalKey(%q) = %q, %v; want %q", in, got, ok, want)
-		}
-	}
-	for _, bad := range []string{"", "admin", "arn:aws:s3:::bucket", "arn:aws:iam::1:role/x"} {
-		if _, ok := PrincipalKey(bad); ok {
-			t.Errorf("PrincipalKey(%q) accepted", bad)
-		}
 	}
 }

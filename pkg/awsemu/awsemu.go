@@ -20,6 +20,8 @@ import (
 	"sync"
 	"time"
 
+	"k8s.io/utils/clock"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -46,6 +48,9 @@ type Config struct {
 	Users               []User       // IAM users (EKS checks access entry principals against IAM)
 	EKSClusters         []EKSCluster // EKS clusters, for the access entry API
 	MaxPageSize         int          // if >0, ListRoles returns at most this many per page even when MaxItems is larger (real IAM may truncate below MaxItems)
+	// Clock times Fault.Delay; default the real clock. Tests step a fake
+	// one, so that a delayed answer does not wait on the wall clock.
+	Clock clock.Clock
 }
 
 // Fault changes how the emulator answers an action.
@@ -159,7 +164,7 @@ func (s *Server) StartOn(addr string) error {
 	s.httpServer = hs
 	s.url = "http://" + dialableAddr(ln.Addr().(*net.TCPAddr))
 	s.mu.Unlock()
-	go hs.Serve(ln)
+	go func() { _ = hs.Serve(ln) }() // ends with ErrServerClosed on Close
 	return nil
 }
 
@@ -321,10 +326,14 @@ func (s *Server) applyFault(w http.ResponseWriter, r *http.Request, action strin
 		return false
 	}
 	if f.Delay > 0 {
-		t := time.NewTimer(f.Delay)
+		clk := s.cfg.Clock
+		if clk == nil {
+			clk = clock.RealClock{}
+		}
+		t := clk.NewTimer(f.Delay)
 		defer t.Stop()
 		select {
-		case <-t.C:
+		case <-t.C():
 		case <-r.Context().Done(): // the client gave up: nobody to answer
 			return true
 		case <-s.closed:

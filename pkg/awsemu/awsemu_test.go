@@ -1,7 +1,6 @@
 package awsemu
 
 import (
-	"context"
 	"errors"
 	"testing"
 	"time"
@@ -63,10 +62,4 @@ func wantCalls(t *testing.T, s *Server, action string, want int) {
 	if got := s.Calls(action); got != want {
 		t.Errorf("Calls(%q) = %d, want %d", action, got, want)
 	}
-}
-
-func timeout(t *testing.T, d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(t.Context(), d)
-	t.Cleanup(cancel)
-	return ctx
 }

@@ -5,8 +5,11 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"runtime"
 	"testing"
 	"time"
+
+	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
@@ -79,54 +82,75 @@ func TestFaultWildcardAndStatus(t *testing.T) {
 
 func TestFaultDelay(t *testing.T) {
 	t.Parallel()
-	s, cfg := startEmulator(t, Config{})
+	clk := clocktesting.NewFakeClock(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
+	s, cfg := startEmulator(t, Config{Clock: clk})
 	client := sts.NewFromConfig(cfg)
 
-	// A delay longer than the caller's deadline: the call times out.
+	// A delay longer than the caller waits: the caller gives up, and the
+	// call is not retried.
 	s.InjectFault("sts:GetCallerIdentity", Fault{Delay: time.Minute, Code: "Throttling", Times: 1})
-	start := time.Now()
-	_, err := client.GetCallerIdentity(timeout(t, 500*time.Millisecond), &sts.GetCallerIdentityInput{})
-	if !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("got %v, want a deadline error", err)
+	ctx, cancel := context.WithCancel(t.Context())
+	errs := make(chan error, 1)
+	go func() {
+		_, err := client.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+		errs <- err
+	}()
+	waitForDelay(clk)
+	cancel()
+	if err := <-errs; !errors.Is(err, context.Canceled) {
+		t.Errorf("got %v, want the caller's cancellation", err)
 	}
-	if d := time.Since(start); d > 10*time.Second {
-		t.Errorf("timed out after %v", d)
+	if n := s.Calls("sts:GetCallerIdentity"); n != 1 {
+		t.Errorf("%d calls: retried after the caller gave up", n)
 	}
-	if n := s.Calls("sts:GetCallerIdentity"); n > 1 {
-		t.Errorf("%d calls: retried after the deadline", n)
+	for clk.HasWaiters() { // the held answer is dropped
+		runtime.Gosched()
 	}
 
-	// A delay without a code: slow success.
+	// A delay without a code: slow success, answered once the delay is up
+	// and not before.
 	s.InjectFault("sts:GetCallerIdentity", Fault{Delay: 150 * time.Millisecond, Times: 1})
-	start = time.Now()
-	if _, err := client.GetCallerIdentity(t.Context(), &sts.GetCallerIdentityInput{}); err != nil {
+	go func() {
+		_, err := client.GetCallerIdentity(t.Context(), &sts.GetCallerIdentityInput{})
+		errs <- err
+	}()
+	waitForDelay(clk)
+	clk.Step(149 * time.Millisecond)
+	select {
+	case err := <-errs:
+		t.Fatalf("answered before the delay was up: %v", err)
+	default:
+	}
+	clk.Step(time.Millisecond)
+	if err := <-errs; err != nil {
 		t.Fatal(err)
 	}
-	if d := time.Since(start); d < 150*time.Millisecond {
-		t.Errorf("answered after %v, want the 150ms delay", d)
+}
+
+// waitForDelay returns once a request is held by a Fault.Delay. It spins
+// without sleeping; the test's own timeout catches a hang.
+func waitForDelay(clk *clocktesting.FakeClock) {
+	for !clk.HasWaiters() {
+		runtime.Gosched()
 	}
 }
 
 // Close does not wait for delayed answers.
 func TestCloseCutsDelays(t *testing.T) {
 	t.Parallel()
-	s, _ := startEmulator(t, Config{})
+	clk := clocktesting.NewFakeClock(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
+	s, _ := startEmulator(t, Config{Clock: clk})
 	s.InjectFault("*", Fault{Delay: time.Minute})
+	answered := make(chan struct{})
 	go func() {
+		defer close(answered)
 		resp, err := http.Get(s.URL() + "/latest/api/token")
 		if err == nil {
 			io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
 		}
 	}()
-	for s.Calls("imds:api/token") == 0 {
-		time.Sleep(time.Millisecond)
-	}
-	done := make(chan struct{})
-	go func() { s.Close(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		t.Fatal("Close blocked on a delayed request")
-	}
+	waitForDelay(clk) // the request is held, the clock never moves
+	s.Close()         // returns: it does not wait for the held answer
+	<-answered
 }

@@ -13,6 +13,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
+
+	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/iamarn"
 )
 
 // imdsRolePath lists the role attached to the instance profile: one role
@@ -49,9 +51,9 @@ func (r *Resolver) NodeRoleARNs(ctx context.Context, explicit []string) ([]strin
 		if s == "" {
 			continue
 		}
-		c, _, _, err := CanonicalizeRoleARN(s)
+		c, err := CanonicalNodeRole(s)
 		if err != nil {
-			return nil, fmt.Errorf("--node-role-arn %q: %w", s, err)
+			return nil, err
 		}
 		add(c)
 	}
@@ -68,9 +70,26 @@ func (r *Resolver) NodeRoleARNs(ctx context.Context, explicit []string) ([]strin
 		return nil, fmt.Errorf("node role %q found in instance metadata, but its account is unknown: %w", names[0], err)
 	}
 	for _, n := range names {
-		add(CanonicalRoleARN(acct.Partition, acct.ID, n))
+		add(iamarn.RoleARN(acct.Partition, acct.ID, n))
 	}
 	return out, nil
+}
+
+// CanonicalNodeRole checks a --node-role-arn value with the project's one
+// ARN parser (pkg/iamarn, the one the engine judges aws-auth with) and
+// returns it without its IAM path. The error names the flag, what is wrong
+// and the fix, so that serve and render refuse a bad flag at start.
+func CanonicalNodeRole(s string) (string, error) {
+	a, err := iamarn.ParseRole(strings.TrimSpace(s))
+	if err != nil {
+		msg := fmt.Sprintf("--node-role-arn %q: %v", s, err)
+		var ae *iamarn.Error
+		if errors.As(err, &ae) && ae.Hint != "" {
+			msg += "; " + ae.Hint
+		}
+		return "", errors.New(msg)
+	}
+	return a.Canonical(), nil
 }
 
 const nodeRoleFix = "pods often cannot reach IMDS (hop limit 1); pass --node-role-arn"
@@ -99,7 +118,7 @@ func (r *Resolver) imdsRoleNames(ctx context.Context) ([]string, error) {
 			return nil, fmt.Errorf("node role: %w (IMDS %s answered 404); attach an instance profile with a role to the node, or pass --node-role-arn",
 				ErrNoNodeRole, imdsRolePath)
 		}
-		return nil, fmt.Errorf("node role: %w: %v; %s", ErrIMDSUnreachable, err, nodeRoleFix)
+		return nil, fmt.Errorf("node role: %w: %w; %s", ErrIMDSUnreachable, err, nodeRoleFix)
 	}
 	defer out.Content.Close()
 
@@ -107,14 +126,14 @@ func (r *Resolver) imdsRoleNames(ctx context.Context) ([]string, error) {
 	sc := bufio.NewScanner(io.LimitReader(out.Content, 64<<10))
 	for sc.Scan() {
 		if n := strings.TrimSpace(sc.Text()); n != "" {
-			if !validNameChars(n) {
+			if !iamarn.ValidName(n) {
 				return nil, fmt.Errorf("node role: IMDS %s returned %q, which is not an IAM role name; pass --node-role-arn", imdsRolePath, n)
 			}
 			names = append(names, n)
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("node role: %w: reading %s: %v; %s", ErrIMDSUnreachable, imdsRolePath, err, nodeRoleFix)
+		return nil, fmt.Errorf("node role: %w: reading %s: %w; %s", ErrIMDSUnreachable, imdsRolePath, err, nodeRoleFix)
 	}
 	if len(names) == 0 {
 		return nil, fmt.Errorf("node role: %w (IMDS %s is empty); attach an instance profile with a role to the node, or pass --node-role-arn",

@@ -22,7 +22,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/aws/arn"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
@@ -33,8 +32,10 @@ import (
 	"github.com/hashicorp/golang-lru/v2/expirable"
 	"golang.org/x/sync/singleflight"
 	"golang.org/x/time/rate"
+	"k8s.io/utils/clock"
 
 	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/awsauth"
+	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/iamarn"
 )
 
 // Defaults for Options fields left zero.
@@ -92,8 +93,9 @@ type Options struct {
 	// IMDSTimeout bounds the whole node-role lookup through EC2 instance
 	// metadata, token request included. Default 2s.
 	IMDSTimeout time.Duration
-	// Now is the clock for cache expiry; tests inject one. Default time.Now.
-	Now func() time.Time
+	// Clock times cache expiry and the client-side IAM rate limit; tests
+	// step a fake one. Default the real clock.
+	Clock clock.Clock
 }
 
 func (o Options) withDefaults() Options {
@@ -124,8 +126,8 @@ func (o Options) withDefaults() Options {
 	if o.IMDSTimeout <= 0 {
 		o.IMDSTimeout = DefaultIMDSTimeout
 	}
-	if o.Now == nil {
-		o.Now = time.Now
+	if o.Clock == nil {
+		o.Clock = clock.RealClock{}
 	}
 	return o
 }
@@ -166,7 +168,7 @@ type Resolver struct {
 	limiter *rate.Limiter
 
 	// cache maps permission-set name -> role ARN from the newest listing.
-	// Entries carry their own expiry (from opts.Now, so tests can move
+	// Entries carry their own expiry (from opts.Clock, so tests can move
 	// time); the LRU's own TTL (same value, wall clock) bounds memory.
 	//
 	// Negative caching needs no entries: a name absent from a listing
@@ -208,7 +210,7 @@ func withLastAnswer(err error, last *atomic.Pointer[error], service string) erro
 		return err
 	}
 	if p := last.Load(); p != nil {
-		return fmt.Errorf("%w (the last %s answer was: %v)", err, service, *p)
+		return fmt.Errorf("%w (the last %s answer was: %v)", err, service, *p) //nolint:errorlint // the earlier answer is context; the cause is the deadline
 	}
 	return err
 }
@@ -261,7 +263,7 @@ func New(cfg aws.Config, opts Options) *Resolver {
 func (r *Resolver) iamAttemptMiddleware(stack *middleware.Stack) error {
 	return stack.Finalize.Insert(middleware.FinalizeMiddlewareFunc("awsidentity.IAMAttempt",
 		func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
-			if err := r.limiter.Wait(ctx); err != nil {
+			if err := r.waitIAMTurn(ctx); err != nil {
 				r.st.iamRateLimited.Add(1)
 				return middleware.FinalizeOutput{}, middleware.Metadata{}, fmt.Errorf("client-side IAM rate limit: %w", err)
 			}
@@ -279,6 +281,34 @@ func (r *Resolver) iamAttemptMiddleware(stack *middleware.Stack) error {
 			}
 			return out, md, err
 		}), "Retry", middleware.After)
+}
+
+// waitIAMTurn waits, on the resolver's clock, until the client-side rate
+// limit lets one more IAM request go; like rate.Limiter.Wait, it fails at
+// once when the wait would outlast ctx.
+func (r *Resolver) waitIAMTurn(ctx context.Context) error {
+	now := r.opts.Clock.Now()
+	res := r.limiter.ReserveN(now, 1)
+	if !res.OK() {
+		return fmt.Errorf("rate: Wait(n=1) exceeds limiter's burst %d", r.limiter.Burst())
+	}
+	delay := res.DelayFrom(now)
+	if delay <= 0 {
+		return nil
+	}
+	if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < delay {
+		res.CancelAt(now)
+		return fmt.Errorf("rate: Wait(n=1) would exceed context deadline")
+	}
+	t := r.opts.Clock.NewTimer(delay)
+	defer t.Stop()
+	select {
+	case <-t.C():
+		return nil
+	case <-ctx.Done():
+		res.CancelAt(r.opts.Clock.Now())
+		return ctx.Err()
+	}
 }
 
 func (r *Resolver) stsAttemptMiddleware(stack *middleware.Stack) error {
@@ -343,14 +373,11 @@ func (r *Resolver) Account(ctx context.Context) (awsauth.Account, error) {
 }
 
 func accountFromARN(s string) (awsauth.Account, error) {
-	a, err := arn.Parse(s)
+	partition, account, err := iamarn.Account(s)
 	if err != nil {
-		return awsauth.Account{}, fmt.Errorf("caller ARN %q: %w", s, err)
+		return awsauth.Account{}, fmt.Errorf("caller ARN: %w", err)
 	}
-	if a.Partition == "" || !isAccountID(a.AccountID) {
-		return awsauth.Account{}, fmt.Errorf("caller ARN %q has no partition or 12-digit account", s)
-	}
-	return awsauth.Account{Partition: a.Partition, ID: a.AccountID}, nil
+	return awsauth.Account{Partition: partition, ID: account}, nil
 }
 
 // PermissionSetRoles resolves permission-set names to the canonical ARNs of
@@ -369,7 +396,7 @@ func accountFromARN(s string) (awsauth.Account, error) {
 // so a caller that gives up does not cancel it for others, and its result
 // still warms the cache.
 func (r *Resolver) PermissionSetRoles(ctx context.Context, names []string) (awsauth.PermissionSetLookup, error) {
-	now := r.opts.Now()
+	now := r.opts.Clock.Now()
 	seen := r.last.Load()
 	if seen != nil {
 		if ans, ok := r.fromCache(seen, names, now); ok {
@@ -420,7 +447,7 @@ func (r *Resolver) fromCache(l *listing, names []string, now time.Time) (awsauth
 			return awsauth.PermissionSetLookup{}, false
 		}
 	}
-	return awsauth.PermissionSetLookup{ARNs: arns, Existing: slices.Clone(l.existing)}, true
+	return awsauth.PermissionSetLookup{ARNs: arns, Existing: slices.Clone(l.existing), Ambiguous: ambiguous(l, names)}, true
 }
 
 // knownMissing reports whether name is absent from l and l is recent
@@ -437,7 +464,22 @@ func answer(l *listing, names []string) awsauth.PermissionSetLookup {
 			arns[n] = a
 		}
 	}
-	return awsauth.PermissionSetLookup{ARNs: arns, Existing: slices.Clone(l.existing)}
+	return awsauth.PermissionSetLookup{ARNs: arns, Existing: slices.Clone(l.existing), Ambiguous: ambiguous(l, names)}
+}
+
+// ambiguous returns the claiming roles of each name more than one SSO role
+// claims, or nil.
+func ambiguous(l *listing, names []string) map[string][]string {
+	var out map[string][]string
+	for _, n := range names {
+		if all := l.duplicates[n]; len(all) > 1 {
+			if out == nil {
+				out = map[string][]string{}
+			}
+			out[n] = slices.Clone(all)
+		}
+	}
+	return out
 }
 
 // Refresh forces a new ListRoles walk (joining one already running) and
@@ -525,7 +567,7 @@ func (r *Resolver) walkPages(ctx context.Context) (*listing, error) {
 		}
 		for _, role := range out.Roles {
 			name := aws.ToString(role.RoleName)
-			ps, _, ok := ParseSSORoleName(name)
+			ps, _, ok := iamarn.ParseSSORoleName(name)
 			if !ok {
 				continue
 			}
@@ -561,7 +603,7 @@ func (r *Resolver) walkPages(ctx context.Context) (*listing, error) {
 		arns:      make(map[string]string, len(best)),
 		existing:  make([]string, 0, len(best)),
 		facts:     facts,
-		fetchedAt: r.opts.Now(),
+		fetchedAt: r.opts.Clock.Now(),
 	}
 	for ps, c := range best {
 		l.arns[ps] = c.arn
@@ -583,14 +625,14 @@ func (r *Resolver) walkPages(ctx context.Context) (*listing, error) {
 // and account from the role's own ARN (falling back to STS if IAM sent
 // something unparseable), the path dropped.
 func (r *Resolver) canonicalFromListed(ctx context.Context, roleARN, roleName string) (string, error) {
-	if a, err := arn.Parse(roleARN); err == nil && a.Partition != "" && isAccountID(a.AccountID) {
-		return CanonicalRoleARN(a.Partition, a.AccountID, roleName), nil
+	if partition, account, err := iamarn.Account(roleARN); err == nil {
+		return iamarn.RoleARN(partition, account, roleName), nil
 	}
 	acct, err := r.Account(ctx)
 	if err != nil {
 		return "", fmt.Errorf("role %q: IAM returned ARN %q and the account is unknown: %w", roleName, roleARN, err)
 	}
-	return CanonicalRoleARN(acct.Partition, acct.ID, roleName), nil
+	return iamarn.RoleARN(acct.Partition, acct.ID, roleName), nil
 }
 
 // install makes l the newest listing and rebuilds the cache from it.

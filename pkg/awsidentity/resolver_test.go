@@ -1,10 +1,13 @@
 package awsidentity
 
 import (
+	clocktesting "k8s.io/utils/clock/testing"
+
 	"context"
 	"errors"
 	"fmt"
 	"net"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -26,24 +29,9 @@ func mustTime(s string) time.Time {
 	return t
 }
 
-// fakeClock drives cache expiry without sleeping.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newFakeClock() *fakeClock { return &fakeClock{t: mustTime("2030-01-01T00:00:00Z")} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
+// newFakeClock drives cache expiry and the rate limit without sleeping.
+func newFakeClock() *clocktesting.FakeClock {
+	return clocktesting.NewFakeClock(mustTime("2030-01-01T00:00:00Z"))
 }
 
 func startEmu(t *testing.T, cfg awsemu.Config) *awsemu.Server {
@@ -58,14 +46,14 @@ func startEmu(t *testing.T, cfg awsemu.Config) *awsemu.Server {
 
 // testOptions keep retries fast and the client-side rate limit out of the
 // way; tests about those settings override them.
-func testOptions(clock *fakeClock) Options {
+func testOptions(clock *clocktesting.FakeClock) Options {
 	o := Options{
 		RetryMaxBackoff:      5 * time.Millisecond,
 		IAMRequestsPerSecond: 10000,
 		IAMBurst:             10000,
 	}
 	if clock != nil {
-		o.Now = clock.Now
+		o.Clock = clock
 	}
 	return o
 }
@@ -233,7 +221,7 @@ func TestWarmCacheMakesNoCalls(t *testing.T) {
 	lookup(t, r, "Admin", "Dev+Ops")
 	before := s.AllCalls()
 	for range 100 {
-		clock.Advance(time.Second)
+		clock.Step(time.Second)
 		got := lookup(t, r, "Admin", "Dev+Ops")
 		if got["Admin"] != roleARN("aws", "AWSReservedSSO_Admin_1111111111111111") {
 			t.Fatal(got)
@@ -302,10 +290,10 @@ func TestTTLExpiry(t *testing.T) {
 
 	lookup(t, r, "Admin")
 	wantIAM(t, s, r, 1)
-	clock.Advance(time.Minute - time.Second)
+	clock.Step(time.Minute - time.Second)
 	lookup(t, r, "Admin")
 	wantIAM(t, s, r, 1)
-	clock.Advance(time.Second)
+	clock.Step(time.Second)
 	lookup(t, r, "Admin")
 	wantIAM(t, s, r, 2)
 	lookup(t, r, "Admin")
@@ -318,10 +306,10 @@ func TestDefaultTTLIsFiveMinutes(t *testing.T) {
 	s := startEmu(t, awsemu.Config{Roles: trickyRoles})
 	r := newResolver(t, s, testOptions(clock))
 	lookup(t, r, "Admin")
-	clock.Advance(5*time.Minute - time.Millisecond)
+	clock.Step(5*time.Minute - time.Millisecond)
 	lookup(t, r, "Admin")
 	wantIAM(t, s, r, 1)
-	clock.Advance(time.Millisecond)
+	clock.Step(time.Millisecond)
 	lookup(t, r, "Admin")
 	wantIAM(t, s, r, 2)
 }
@@ -407,7 +395,7 @@ func TestIAMFailureAfterGoodListingServesStale(t *testing.T) {
 	r := newResolver(t, s, testOptions(clock))
 
 	good := lookup(t, r, "Admin", "Dev+Ops")
-	clock.Advance(10 * time.Minute) // far past the TTL: the LRU entries are gone
+	clock.Step(10 * time.Minute) // far past the TTL: the LRU entries are gone
 	s.InjectFault("iam:ListRoles", awsemu.Fault{Code: "ServiceUnavailable", HTTPStatus: 503})
 	before := r.Stats().IAMRequests
 
@@ -474,7 +462,7 @@ func TestCallerDeadlineServesStaleWhileListingContinues(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clock.Advance(time.Hour)
+	clock.Step(time.Hour)
 	s.InjectFault("iam:ListRoles", awsemu.Fault{Delay: 300 * time.Millisecond, Times: 1})
 
 	// An admission request with a tight budget gets the old answer, flagged.
@@ -507,7 +495,7 @@ func TestNegativeCaching(t *testing.T) {
 	}
 	wantIAM(t, s, r, 1)
 	for range 20 {
-		clock.Advance(time.Second)
+		clock.Step(time.Second)
 		if len(lookup(t, r, "Typo")) != 0 {
 			t.Fatal("Typo resolved")
 		}
@@ -516,11 +504,11 @@ func TestNegativeCaching(t *testing.T) {
 
 	// Created meanwhile: found once the negative entry expires.
 	s.PutRole(awsemu.SSORole("Typo", "abcdefabcdefabcd", ""))
-	clock.Advance(DefaultNegativeTTL - 20*time.Second - time.Millisecond)
+	clock.Step(DefaultNegativeTTL - 20*time.Second - time.Millisecond)
 	if len(lookup(t, r, "Typo")) != 0 {
 		t.Fatal("negative entry expired early")
 	}
-	clock.Advance(time.Millisecond)
+	clock.Step(time.Millisecond)
 	if got := lookup(t, r, "Typo")["Typo"]; got != roleARN("aws", "AWSReservedSSO_Typo_abcdefabcdefabcd") {
 		t.Fatalf("got %q", got)
 	}
@@ -553,13 +541,13 @@ func TestSmallLRUAndStaleKnownMissing(t *testing.T) {
 	// listing is younger than NegativeTTL), so this is a stale answer and
 	// not an error.
 	s.InjectFault("iam:ListRoles", awsemu.Fault{Code: "InternalFailure"})
-	clock.Advance(time.Second)
+	clock.Step(time.Second)
 	res, err := r.PermissionSetRoles(context.Background(), []string{"DevOps", "Nope"})
 	if err != nil || res.Stale == nil || res.ARNs["DevOps"] != roleARN("aws", "AWSReservedSSO_DevOps_5555555555555555") || len(res.ARNs) != 1 {
 		t.Fatalf("res=%+v err=%v", res, err)
 	}
 	// Past NegativeTTL the old listing no longer proves Nope is missing.
-	clock.Advance(DefaultNegativeTTL)
+	clock.Step(DefaultNegativeTTL)
 	res, err = r.PermissionSetRoles(context.Background(), []string{"DevOps", "Nope"})
 	if err == nil || !strings.Contains(err.Error(), "Nope") || strings.Contains(err.Error(), "DevOps") || res.Stale == nil || len(res.ARNs) != 1 {
 		t.Fatalf("res=%+v err=%v", res, err)
@@ -588,6 +576,15 @@ func TestDuplicatePermissionSetPickRule(t *testing.T) {
 		d := r.Duplicates()
 		if len(d) != 2 || len(d["Admin"]) != 2 || len(d["Dev"]) != 2 || r.Stats().DuplicatePermissionSets != 2 {
 			t.Fatalf("Duplicates = %v", d)
+		}
+		// The answer says so, so that the engine can warn; from the
+		// listing and from the cache alike.
+		for range 2 {
+			ans, err := r.PermissionSetRoles(context.Background(), []string{"Admin"})
+			want := []string{roleARN("aws", "AWSReservedSSO_Admin_aaaaaaaaaaaaaaaa"), roleARN("aws", "AWSReservedSSO_Admin_bbbbbbbbbbbbbbbb")}
+			if err != nil || !slices.Equal(ans.Ambiguous["Admin"], want) || len(ans.Ambiguous) != 1 {
+				t.Fatalf("Ambiguous = %v, %v; want Admin: %v", ans.Ambiguous, err, want)
+			}
 		}
 	}
 }
@@ -682,17 +679,34 @@ func TestIAMRateLimit(t *testing.T) {
 		roles[i] = awsemu.SSORole(fmt.Sprintf("PS%d", i), fmt.Sprintf("%016x", i), "")
 	}
 	s := startEmu(t, awsemu.Config{Roles: roles, MaxPageSize: 1}) // 6 pages
-	opts := testOptions(nil)
+	clk := newFakeClock()
+	opts := testOptions(clk)
 	opts.IAMRequestsPerSecond = 20 // one request per 50ms after the burst
 	opts.IAMBurst = 1
 	r := newResolver(t, s, opts)
 
-	start := time.Now()
-	if got := lookup(t, r, "PS5"); got["PS5"] == "" {
-		t.Fatal("not resolved")
+	done := make(chan map[string]string, 1)
+	go func() { done <- lookup(t, r, "PS5") }()
+	// Each page after the first waits its 50ms turn on the clock: the
+	// next request goes out only when the clock has moved on.
+	for sent := 1; sent < 6; sent++ {
+		for !clk.HasWaiters() {
+			runtime.Gosched()
+		}
+		if n := s.Calls("iam:ListRoles"); n != sent {
+			t.Fatalf("%d requests sent before the clock moved, want %d", n, sent)
+		}
+		clk.Step(49 * time.Millisecond)
+		if n := s.Calls("iam:ListRoles"); n != sent || !clk.HasWaiters() {
+			t.Fatalf("a request went out after 49ms of the 50ms turn (%d sent)", n)
+		}
+		clk.Step(time.Millisecond)
+		for s.Calls("iam:ListRoles") == sent && clk.HasWaiters() {
+			runtime.Gosched()
+		}
 	}
-	if d := time.Since(start); d < 5*50*time.Millisecond-10*time.Millisecond {
-		t.Fatalf("6 requests at 20/s with burst 1 took only %v", d)
+	if got := <-done; got["PS5"] == "" {
+		t.Fatal("not resolved")
 	}
 	wantIAM(t, s, r, 6)
 }
@@ -829,9 +843,15 @@ func TestTimeoutSaysWhatAWSLastAnswered(t *testing.T) {
 	t.Parallel()
 	s := startEmu(t, awsemu.Config{Roles: trickyRoles})
 	opts := testOptions(nil)
-	opts.CallTimeout = 300 * time.Millisecond
-	opts.RetryMaxAttempts = 100
-	opts.RetryMaxBackoff = 100 * time.Millisecond
+	// Long enough that, however loaded the machine (-race, tests side by
+	// side), IAM and STS have answered at least once before the deadline:
+	// 300ms was not always.
+	opts.CallTimeout = 3 * time.Second
+	opts.RetryMaxAttempts = 1000
+	// Backoff long enough that the SDK's retry quota (a token bucket that
+	// every retry of a 5xx draws on) outlasts the deadline: the test is
+	// about the deadline, not the quota.
+	opts.RetryMaxBackoff = 500 * time.Millisecond
 	r := newResolver(t, s, opts)
 	s.InjectFault("sts:GetCallerIdentity", awsemu.Fault{Code: "ServiceUnavailable", Message: "STS is down"})
 	s.InjectFault("iam:ListRoles", awsemu.Fault{Code: "Throttling", Message: "Rate exceeded"})
@@ -846,7 +866,7 @@ func TestTimeoutSaysWhatAWSLastAnswered(t *testing.T) {
 		t.Errorf("PermissionSetRoles, walk timed out: %v", err)
 	}
 	// A caller that gives up waiting for a walk in progress is told too.
-	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	_, err = r.PermissionSetRoles(ctx, []string{"Admin"})
 	if err == nil || !strings.Contains(err.Error(), "gave up waiting") || !strings.Contains(err.Error(), "Rate exceeded") {
@@ -857,7 +877,7 @@ func TestTimeoutSaysWhatAWSLastAnswered(t *testing.T) {
 	// the walk the caller above left running, if it still runs.)
 	s.ClearFaults()
 	_ = r.Refresh(context.Background())
-	s.InjectFault("iam:ListRoles", awsemu.Fault{Delay: 5 * time.Second})
+	s.InjectFault("iam:ListRoles", awsemu.Fault{Delay: time.Minute})
 	err = r.Refresh(context.Background())
 	if err == nil || !errors.Is(err, context.DeadlineExceeded) || strings.Contains(err.Error(), "the last IAM answer") {
 		t.Errorf("Refresh, IAM hangs: %v", err)

@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/iam/types"
 
 	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/accessentries"
+	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/iamarn"
 )
 
 // Access entries need two facts aws-auth does not: a role's ARN WITH its
@@ -50,7 +51,7 @@ func (r *Resolver) RoleFacts(ctx context.Context, canonical []string) (accessent
 		key := strings.ToLower(c)
 		// The name may come lowercased (accessentries.RolesNeeded keys roles
 		// as the authenticator does); IAM names are case-insensitive.
-		if strings.HasPrefix(strings.ToLower(name), strings.ToLower(ssoRoleNamePrefix)) {
+		if strings.HasPrefix(strings.ToLower(name), strings.ToLower(iamarn.SSORoleNamePrefix)) {
 			if listing == nil {
 				l, err := r.freshListing(ctx)
 				if err != nil {
@@ -79,7 +80,7 @@ func (r *Resolver) RoleFacts(ctx context.Context, canonical []string) (accessent
 // freshListing returns the newest SSO listing, walking IAM again when it
 // is older than the TTL (or there is none).
 func (r *Resolver) freshListing(ctx context.Context) (*listing, error) {
-	if l := r.last.Load(); l != nil && r.opts.Now().Before(l.fetchedAt.Add(r.opts.TTL)) {
+	if l := r.last.Load(); l != nil && r.opts.Clock.Now().Before(l.fetchedAt.Add(r.opts.TTL)) {
 		return l, nil
 	}
 	return r.list(ctx, r.last.Load(), false)
@@ -88,7 +89,7 @@ func (r *Resolver) freshListing(ctx context.Context) (*listing, error) {
 // getRole asks iam:GetRole, or the cache.
 func (r *Resolver) getRole(ctx context.Context, name string) (roleFact, bool, error) {
 	key := strings.ToLower(name)
-	now := r.opts.Now()
+	now := r.opts.Clock.Now()
 	if a, ok := r.roles.Get(key); ok && now.Before(a.expires) {
 		return a.fact, a.found, nil
 	}
@@ -99,13 +100,13 @@ func (r *Resolver) getRole(ctx context.Context, name string) (roleFact, bool, er
 		var missing *types.NoSuchEntityException
 		switch {
 		case errors.As(err, &missing):
-			a := getRoleAnswer{found: false, expires: r.opts.Now().Add(r.opts.NegativeTTL)}
+			a := getRoleAnswer{found: false, expires: r.opts.Clock.Now().Add(r.opts.NegativeTTL)}
 			r.roles.Add(key, a)
 			return a, nil
 		case err != nil:
 			return nil, fmt.Errorf("iam:GetRole %s: %w", name, withLastAnswer(err, &r.lastIAMErr, "IAM"))
 		}
-		a := getRoleAnswer{found: true, expires: r.opts.Now().Add(r.opts.TTL),
+		a := getRoleAnswer{found: true, expires: r.opts.Clock.Now().Add(r.opts.TTL),
 			fact: roleFact{arn: aws.ToString(out.Role.Arn), created: aws.ToTime(out.Role.CreateDate)}}
 		r.roles.Add(key, a)
 		return a, nil

@@ -53,7 +53,7 @@ func TestRoleFacts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clock.Advance(DefaultTTL + time.Second)
+	clock.Step(DefaultTTL + time.Second)
 	facts, err = r.RoleFacts(ctx, ask[1:2])
 	if err != nil {
 		t.Fatal(err)
@@ -64,7 +64,7 @@ func TestRoleFacts(t *testing.T) {
 
 	// IAM down: an error, never a role "missing".
 	s.InjectFault("iam:GetRole", awsemu.Fault{Code: "ServiceUnavailable"})
-	clock.Advance(DefaultTTL + time.Second)
+	clock.Step(DefaultTTL + time.Second)
 	if _, err := r.RoleFacts(ctx, ask[1:2]); err == nil || !strings.Contains(err.Error(), "iam:GetRole Deployer") {
 		t.Errorf("want an iam:GetRole error, got %v", err)
 	}

@@ -110,3 +110,55 @@ func TestWithDataJSONInput(t *testing.T) {
 		t.Fatalf("err=%v out=%s", err, out)
 	}
 }
+
+// TestParseRefusesWhatKubectlReadsOtherwise: a manifest that kubectl
+// (sigs.k8s.io/yaml, the last of two keys winning, every document applied)
+// or an editor would read differently from how Parse reads it is refused.
+func TestParseRefusesWhatKubectlReadsOtherwise(t *testing.T) {
+	head := "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: aws-auth\n  namespace: kube-system\n"
+	for name, tc := range map[string]struct{ in, want string }{
+		"two data:":               {head + "data:\n  mapRoles: a\ndata:\n  mapRoles: b\n", "data: is written twice (lines 6 and 8)"},
+		"a data key twice":        {head + "data:\n  mapRoles: a\n  mapRoles: b\n", "data.mapRoles: is written twice"},
+		"metadata.name twice":     {head + "  name: other\ndata: {}\n", "metadata.name: is written twice"},
+		"two documents":           {head + "data: {}\n---\n" + head + "data: {}\n", "more than one YAML document"},
+		"a line separator":        {head + "data:\n  mapRoles: |\n    - a # x\u2028    - b\n", "U+2028 LINE SEPARATOR"},
+		"a next line":             {head + "data:\n  mapRoles: |\n    - a # x\u0085    - b\n", "U+0085 NEXT LINE (NEL)"},
+		"a bidi control":          {head + "data:\n  notes: \"\u202e\"\n", "U+202E RIGHT-TO-LEFT OVERRIDE"},
+		"an invisible key":        {head + "data:\n  mapRoles: |\n    - a\n  \u00ad  username: b\n", "U+00AD SOFT HYPHEN"},
+		"a misspelt data":         {strings.Replace(head, "kind:", "kind:", 1) + "dat\u0430:\n  mapRoles: a\n", "did you mean data?"},
+		"an unknown field":        {head + "datas:\n  mapRoles: a\n", "did you mean data?"},
+		"a field kubectl refuses": {head + "spec: {}\n", `"spec" is not a ConfigMap field`},
+		"a merge key":             {head + "data:\n  <<: {mapRoles: a}\n", "merge key"},
+		"an alias":                {"apiVersion: v1\nkind: &k ConfigMap\nmetadata:\n  name: aws-auth\ndata:\n  notes: *k\n", "data.notes is a YAML alias (*k)"},
+		"a tag":                   {head + "data:\n  mapRoles: !foo a\n", "has the tag !foo"},
+	} {
+		if _, err := Parse([]byte(tc.in)); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err = %v, want one containing %q", name, err, tc.want)
+		}
+	}
+	// As kubectl get -o yaml writes a value that holds a line separator:
+	// escaped, so the manifest reads the same everywhere; the engine judges
+	// the value.
+	cm, err := Parse([]byte(head + "data:\n  mapRoles: \"- a # x\\u2028- b\\n\"\n"))
+	if err != nil || cm.Data["mapRoles"] != "- a # x\u2028- b\n" {
+		t.Errorf("escaped line separator: %q, %v", cm.Data["mapRoles"], err)
+	}
+}
+
+func TestLineOf(t *testing.T) {
+	cm, err := Parse([]byte(kubectlYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// mapRoles: | is on line 3; line 1 of the value is line 4 of the file.
+	if got, ok := cm.LineOf("mapRoles", 1); !ok || got != 4 {
+		t.Errorf("LineOf(mapRoles, 1) = %d, %v; want 4", got, ok)
+	}
+	if got, ok := cm.LineOf("mapUsers", 2); !ok || got != 11 {
+		t.Errorf("LineOf(mapUsers, 2) = %d, %v; want 11", got, ok)
+	}
+	quoted, _ := Parse([]byte("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: aws-auth\ndata:\n  mapRoles: \"- a\\n- b\\n\"\n"))
+	if _, ok := quoted.LineOf("mapRoles", 2); ok {
+		t.Error("a quoted value's lines are not the file's")
+	}
+}

@@ -23,6 +23,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/util/retry"
+	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -83,6 +84,8 @@ type Options struct {
 	// ConflictBackoff paces the re-read/re-render/re-write after an update
 	// conflict; default retry.DefaultRetry (5 attempts, ~10ms apart).
 	ConflictBackoff wait.Backoff
+	// Clock times the passes; default the real clock. Tests step a fake one.
+	Clock clock.Clock
 }
 
 func (o Options) withDefaults() Options {
@@ -106,6 +109,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.ConflictBackoff.Steps <= 0 {
 		o.ConflictBackoff = retry.DefaultRetry
+	}
+	if o.Clock == nil {
+		o.Clock = clock.RealClock{}
 	}
 	return o
 }
@@ -197,9 +203,19 @@ func (l *Loop) NeedLeaderElection() bool { return true }
 func (l *Loop) Start(ctx context.Context) error {
 	l.log.Info("resync loop started", "object", l.object().String(), "interval", l.opts.Interval.String(),
 		"jitterFactor", l.opts.JitterFactor)
-	wait.JitterUntilWithContext(ctx, func(ctx context.Context) {
+	for ctx.Err() == nil {
 		_, _ = l.SyncOnce(ctx) // audited and counted inside
-	}, l.opts.Interval, l.opts.JitterFactor, true)
+		next := l.opts.Interval
+		if l.opts.JitterFactor > 0 { // wait.Jitter takes 0 to mean 1
+			next = wait.Jitter(next, l.opts.JitterFactor)
+		}
+		t := l.opts.Clock.NewTimer(next)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+		case <-t.C():
+		}
+	}
 	l.log.Info("resync loop stopped")
 	return nil
 }
@@ -434,7 +450,7 @@ func (l *Loop) attempt(ctx context.Context) (*pass, error) {
 func describeChanges(before, after *awsauth.Result, nodeRoles []string) ([]string, string) {
 	nodeKeys := map[string]bool{}
 	for _, n := range nodeRoles {
-		if k, ok := awsauth.PrincipalKey(n); ok {
+		if k, ok := awsauth.IdentityKey(n); ok {
 			nodeKeys[k] = true
 		}
 	}
@@ -456,7 +472,7 @@ func describeChanges(before, after *awsauth.Result, nodeRoles []string) ([]strin
 				other = true
 				entries = append(entries, fmt.Sprintf("%s[%d]: %s -> %s", key, m.Index, orNone(o.ARN), m.ARN))
 			default:
-				if k, ok := awsauth.PrincipalKey(m.ARN); ok && nodeKeys[k] && key == awsauth.KeyMapRoles {
+				if k, ok := awsauth.IdentityKey(m.ARN); ok && nodeKeys[k] && key == awsauth.KeyMapRoles {
 					nodeAdded = true
 					entries = append(entries, fmt.Sprintf("node role %s added", m.ARN))
 				} else {

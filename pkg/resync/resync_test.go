@@ -1,6 +1,8 @@
 package resync
 
 import (
+	goruntime "runtime"
+
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/go-logr/logr"
 	"github.com/go-logr/logr/testr"
@@ -461,8 +465,9 @@ func TestWriteFailure(t *testing.T) {
 }
 
 func TestStartLoops(t *testing.T) {
+	clk := clocktesting.NewFakeClock(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
 	e := newEnv(t, awsAuth(map[string]string{"mapRoles": mapRoles}), nil,
-		Options{Interval: 20 * time.Millisecond, JitterFactor: -1})
+		Options{Interval: 5 * time.Minute, JitterFactor: -1, Clock: clk})
 	if !e.l.NeedLeaderElection() {
 		t.Error("the loop must run on the leader only")
 	}
@@ -470,28 +475,32 @@ func TestStartLoops(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- e.l.Start(ctx) }()
 
-	deadline := time.Now().Add(5 * time.Second)
-	for e.metric("aws_auth_webhook_resync_runs_total", "ok") < 1 {
-		if time.Now().After(deadline) {
-			t.Fatal("the first pass did not run at once")
-		}
-		time.Sleep(5 * time.Millisecond)
+	// The first pass runs at once; then the loop waits on the clock.
+	waitForTimer(clk)
+	if n := e.metric("aws_auth_webhook_resync_runs_total", "ok"); n != 1 {
+		t.Fatalf("%v passes before the interval, want the first one only", n)
 	}
 	e.res.set("Admin", adminV2)
-	for !strings.Contains(e.get().Data["mapRoles"], adminV2) {
-		if time.Now().After(deadline) {
-			t.Fatal("a later pass did not pick up the change")
-		}
-		time.Sleep(5 * time.Millisecond)
+	clk.Step(5*time.Minute - time.Second)
+	if clk.HasWaiters() != true || strings.Contains(e.get().Data["mapRoles"], adminV2) {
+		t.Fatal("a pass ran before the interval was up")
+	}
+	clk.Step(time.Second)
+	waitForTimer(clk) // the second pass ran and the loop waits again
+	if !strings.Contains(e.get().Data["mapRoles"], adminV2) {
+		t.Fatal("the pass after the interval did not pick up the change")
 	}
 	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("Start returned %v", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Start did not return after its context ended")
+	if err := <-done; err != nil { // returns at once: it waits on ctx too
+		t.Errorf("Start returned %v", err)
+	}
+}
+
+// waitForTimer returns once the loop is waiting on the clock: its pass is
+// over. It spins without sleeping; the test's own timeout catches a hang.
+func waitForTimer(clk *clocktesting.FakeClock) {
+	for !clk.HasWaiters() {
+		goruntime.Gosched()
 	}
 }
 

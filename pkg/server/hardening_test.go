@@ -232,10 +232,13 @@ func TestAdmissionGuardDeadlineFromTimeoutParameter(t *testing.T) {
 }
 
 // TestAdmissionGuardBoundsBodiesInFlight: with a budget of two bodies of
-// unknown length, a third waits, and is refused with 429 when its deadline
-// passes while the two hold the budget.
+// unknown length, a third waits, and is refused with 429 when its request
+// ends (its deadline passed) while the two hold the budget. Nothing here
+// waits on the wall clock: the handlers say when they are in, and the third
+// request's deadline has already passed.
 func TestAdmissionGuardBoundsBodiesInFlight(t *testing.T) {
 	release := make(chan struct{})
+	entered := make(chan struct{})
 	var inFlight, peak atomic.Int32
 	inner := http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
 		n := inFlight.Add(1)
@@ -245,24 +248,26 @@ func TestAdmissionGuardBoundsBodiesInFlight(t *testing.T) {
 				break
 			}
 		}
+		entered <- struct{}{}
 		<-release
 		inFlight.Add(-1)
 	})
 	h := newAdmissionGuard(inner, semaphore.NewWeighted(2*MaxRequestBodyBytes))
-	unknownLength := func(timeout string) *http.Request {
-		r := httptest.NewRequest(http.MethodPost, "/mutate?timeout="+timeout, onlyReader{strings.NewReader("{}")})
+	unknownLength := func(ctx context.Context) *http.Request {
+		r := httptest.NewRequestWithContext(ctx, http.MethodPost, "/mutate?timeout=1m", onlyReader{strings.NewReader("{}")})
 		r.ContentLength = -1
 		return r
 	}
 	var wg sync.WaitGroup
 	for range 2 {
-		wg.Go(func() { h.ServeHTTP(httptest.NewRecorder(), unknownLength("1m")) })
+		wg.Go(func() { h.ServeHTTP(httptest.NewRecorder(), unknownLength(context.Background())) })
 	}
-	for inFlight.Load() < 2 {
-		time.Sleep(time.Millisecond)
-	}
+	<-entered
+	<-entered
+	ended, cancel := context.WithDeadline(context.Background(), time.Unix(0, 0))
+	defer cancel()
 	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, unknownLength("200ms"))
+	h.ServeHTTP(rec, unknownLength(ended))
 	close(release)
 	wg.Wait()
 	if rec.Code != http.StatusTooManyRequests {

@@ -11,7 +11,7 @@ import (
 	"fmt"
 	"net/http"
 	"path/filepath"
-	"sync/atomic"
+	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -30,6 +30,7 @@ import (
 
 	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/admission"
 	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/audit"
+	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/awsauth"
 	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/awsidentity"
 	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/resync"
 )
@@ -176,23 +177,57 @@ func (everyReplica) NeedLeaderElection() bool { return false }
 type identityState struct {
 	account   string
 	nodeRoles []string
-	done      atomic.Bool
 	reason    error
+	// accounts reads the cluster's AWS identity (the resolver's Account,
+	// which remembers a success for the life of the process).
+	accounts interface {
+		Account(ctx context.Context) (awsauth.Account, error)
+	}
+	// log says why the replica is not ready (the probe's answer withholds
+	// the reason): when it stops being ready, then every
+	// notReadyLogInterval while that lasts.
+	log       logr.Logger
+	mu        sync.Mutex
+	failing   bool
+	lastNoted time.Time
 }
 
-// check is the readiness check: ready once the lookup is done, whether it
-// worked or failed with a reason (the reason is logged, and /readyz?verbose
-// shows it).
-func (s *identityState) check(_ *http.Request) error {
-	if !s.done.Load() {
-		return errors.New("the first AWS identity lookup is still running")
+const notReadyLogInterval = 5 * time.Minute
+
+// readyzLookupTimeout bounds the identity lookup a readiness probe makes
+// while the identity is still unknown (kubelet's probe gives up after 1s by
+// default; a slower answer is a failure too).
+const readyzLookupTimeout = 900 * time.Millisecond
+
+// check is the readiness check: not ready while the cluster's AWS identity
+// (sts:GetCallerIdentity) cannot be read — the credentials do not work, or
+// STS does not answer — with the reason. Once read it is remembered, so a
+// later STS outage does not take a serving replica out; until then every
+// probe asks again, so the replica becomes ready as soon as STS answers.
+func (s *identityState) check(r *http.Request) error {
+	ctx, cancel := context.WithTimeout(r.Context(), readyzLookupTimeout)
+	defer cancel()
+	if _, err := s.accounts.Account(ctx); err != nil {
+		err = fmt.Errorf("the AWS identity cannot be read, so $ACCOUNTID and node roles from instance metadata cannot be resolved: %w", err)
+		s.mu.Lock()
+		if now := time.Now(); !s.failing || now.Sub(s.lastNoted) >= notReadyLogInterval {
+			s.failing, s.lastNoted = true, now
+			s.log.Error(err, "not ready")
+		}
+		s.mu.Unlock()
+		return err
 	}
+	s.mu.Lock()
+	if s.failing {
+		s.failing = false
+		s.log.Info("ready: the AWS identity was read")
+	}
+	s.mu.Unlock()
 	return nil
 }
 
 func startupLookup(ctx context.Context, resolver *awsidentity.Resolver, explicit []string, log logr.Logger) *identityState {
-	s := &identityState{}
-	defer s.done.Store(true)
+	s := &identityState{accounts: resolver, log: log}
 	if acct, err := resolver.Account(ctx); err != nil {
 		s.reason = err
 		log.Error(err, "cannot tell the cluster's AWS account; $ACCOUNTID and node roles from instance metadata cannot be resolved until STS answers")

@@ -38,10 +38,11 @@ Exit status: 0 when there are no errors (warnings allowed), 1 when there are,
 				return usageErrorf("%v", err)
 			}
 			res := awsauth.LintWithOptions(cm.Data, awsauth.Options{ExtraBytes: cm.BinaryDataBytes})
-			if err := printFindings(cmd.OutOrStdout(), output, res.Findings); err != nil {
+			findings := manifestFindings(cm, res.Findings)
+			if err := printFindings(cmd.OutOrStdout(), output, findings); err != nil {
 				return err
 			}
-			if res.Findings.HasErrors() {
+			if findings.HasErrors() {
 				return errRejected
 			}
 			return nil
@@ -50,6 +51,19 @@ Exit status: 0 when there are no errors (warnings allowed), 1 when there are,
 	cmd.Flags().StringVarP(&file, "filename", "f", "", "ConfigMap manifest to check (- for stdin)")
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
 	return cmd
+}
+
+// manifestFindings adds to the engine's findings those about the manifest
+// itself (a name that only looks like aws-auth), and the line of the file
+// each one is on, where a data value's lines are the file's (a '|' block).
+func manifestFindings(cm *manifest.ConfigMap, fs awsauth.Findings) awsauth.Findings {
+	out := append(awsauth.CheckObjectName(cm.Namespace, cm.Name), fs...)
+	for i, f := range out {
+		if line, ok := cm.LineOf(f.Key, f.Line); ok {
+			out[i].FileLine = line
+		}
+	}
+	return out
 }
 
 // printFindings writes findings as text lines or as a JSON array.

@@ -53,6 +53,11 @@ It needs iam:ListRoles and sts:GetCallerIdentity.`,
 			if err != nil {
 				return usageErrorf("%v", err)
 			}
+			for _, a := range nodeRoles {
+				if _, err := awsidentity.CanonicalNodeRole(a); err != nil {
+					return usageErrorf("%v", err)
+				}
+			}
 			stderr := cmd.ErrOrStderr()
 			if cm.Name != "aws-auth" || cm.Namespace != "" && cm.Namespace != "kube-system" {
 				fmt.Fprintf(stderr, "note: this is ConfigMap %s/%s; the authenticator reads kube-system/aws-auth\n", cm.Namespace, cm.Name)
@@ -73,6 +78,10 @@ It needs iam:ListRoles and sts:GetCallerIdentity.`,
 				fmt.Fprintf(stderr, "note: the node role is unknown, so no node entry is added: %v\n", err)
 			}
 
+			if fs := awsauth.CheckObjectName(cm.Namespace, cm.Name); fs.HasErrors() {
+				_ = printFindings(stderr, "text", fs)
+				return errRejected
+			}
 			res, err := awsauth.Render(ctx, cm.Data, resolver, awsauth.Options{NodeRoleARNs: nodeARNs, ExtraBytes: cm.BinaryDataBytes})
 			if err != nil {
 				var le *awsauth.LookupError
@@ -81,11 +90,11 @@ It needs iam:ListRoles and sts:GetCallerIdentity.`,
 				}
 				return usageErrorf("%v", err)
 			}
-			if res.Findings.HasErrors() {
-				_ = printFindings(stderr, "text", res.Findings)
+			findings := manifestFindings(cm, res.Findings)
+			_ = printFindings(stderr, "text", findings)
+			if findings.HasErrors() {
 				return errRejected
 			}
-			_ = printFindings(stderr, "text", res.Findings)
 			changes := map[string]string{}
 			for _, k := range res.Changed {
 				changes[k] = res.Data[k]

@@ -1,0 +1,192 @@
+package awsauth
+
+import (
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+
+	yamlv2 "go.yaml.in/yaml/v2"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+
+	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/iamarn"
+)
+
+// Loaded is what aws-iam-authenticator keeps from aws-auth data, whatever
+// the engine thinks of the document: its ParseMap (each key to JSON through
+// sigs.k8s.io/yaml, decoded with encoding/json, each entry validated), and
+// then only the entries that decoded and validated. A key that fails keeps
+// what decoded before the failure, as encoding/json leaves it; the
+// authenticator logs the error and serves the rest ("Only saving data that
+// was good"). The lockout guard judges the stored object through this, so a
+// document the engine refuses still protects whoever it maps.
+type Loaded struct {
+	Roles, Users []LoadedMapping
+	Accounts     []string
+	// Errors holds, per data key, why the authenticator reports it broken.
+	Errors map[string]error
+}
+
+// LoadedMapping is one entry the authenticator keeps.
+type LoadedMapping struct {
+	Index    int    // the entry's position in its data key, as written
+	ARN      string // rolearn or userarn, as written
+	SSO      bool   // an sso: matcher (off on EKS: it matches nobody)
+	Username string
+	Groups   []string
+	// PermissionSet is the webhook's record of intent, which the
+	// authenticator ignores; kept to name the entry for people.
+	PermissionSet string
+}
+
+// Label names the mapping for people: its permission set, else its ARN.
+func (m LoadedMapping) Label() string {
+	if m.PermissionSet != "" {
+		return "permissionset " + m.PermissionSet
+	}
+	return m.ARN
+}
+
+// The authenticator's own types (pkg/config): the same JSON names, so
+// encoding/json decodes exactly as it does there.
+type (
+	authRoleMapping struct {
+		RoleARN  string          `json:"rolearn,omitempty"`
+		SSO      *authSSOMatcher `json:"sso,omitempty"`
+		Username string          `json:"username"`
+		Groups   []string        `json:"groups"`
+		UserID   string          `json:"userid,omitempty"`
+		// Not the authenticator's: decoded raw, so it can never make
+		// the decode fail where the authenticator's does not.
+		PermissionSet json.RawMessage `json:"permissionset,omitempty"`
+	}
+	authSSOMatcher struct {
+		PermissionSetName string `json:"permissionSetName"`
+		AccountID         string `json:"accountID"`
+		Partition         string `json:"partition,omitempty"`
+	}
+	authUserMapping struct {
+		UserARN  string   `json:"userarn"`
+		Username string   `json:"username"`
+		Groups   []string `json:"groups"`
+		UserID   string   `json:"userid,omitempty"`
+	}
+)
+
+var ssoPermissionSetPattern = regexp.MustCompile(`^[\w+=,.@-]{1,32}$`)
+
+// validate is RoleMapping.Validate.
+func (m *authRoleMapping) validate() error {
+	switch {
+	case m.RoleARN == "" && m.SSO == nil:
+		return fmt.Errorf("one of rolearn or SSO must be supplied")
+	case m.RoleARN != "" && m.SSO != nil:
+		return fmt.Errorf("only one of rolearn or SSO can be supplied")
+	case m.SSO != nil && !iamarn.ValidAccountID(m.SSO.AccountID):
+		return fmt.Errorf("AccountID '%s' is not a valid AWS Account ID", m.SSO.AccountID)
+	case m.SSO != nil && !ssoPermissionSetPattern.MatchString(m.SSO.PermissionSetName):
+		return fmt.Errorf("PermissionSetName '%s' is not a valid AWS SSO PermissionSet Name", m.SSO.PermissionSetName)
+	case m.SSO != nil && m.SSO.Partition != "" && !slices.Contains(iamarn.Partitions, m.SSO.Partition):
+		return fmt.Errorf("partition '%s' is not a valid AWS partition", m.SSO.Partition)
+	}
+	return nil
+}
+
+// LoadAsAuthenticator returns what aws-iam-authenticator loads from data.
+// The differential test holds it to the authenticator's own ParseMap.
+func LoadAsAuthenticator(data map[string]string) *Loaded {
+	l := &Loaded{Errors: map[string]error{}}
+	fail := func(key string, err error) {
+		if l.Errors[key] == nil {
+			l.Errors[key] = err
+		}
+	}
+	if text, ok := data[KeyMapUsers]; ok && !isSkippable(text) {
+		var raw []authUserMapping
+		if js, err := utilyaml.ToJSON([]byte(text)); err != nil {
+			fail(KeyMapUsers, err)
+		} else {
+			if err := json.Unmarshal(js, &raw); err != nil {
+				fail(KeyMapUsers, err)
+			}
+			for i, m := range raw {
+				if m.UserARN == "" {
+					fail(KeyMapUsers, fmt.Errorf("value for userarn must be supplied"))
+					continue
+				}
+				l.Users = append(l.Users, LoadedMapping{Index: i, ARN: m.UserARN, Username: m.Username, Groups: m.Groups})
+			}
+		}
+	}
+	if text, ok := data[KeyMapRoles]; ok && !isSkippable(text) {
+		var raw []authRoleMapping
+		if js, err := utilyaml.ToJSON([]byte(text)); err != nil {
+			fail(KeyMapRoles, err)
+		} else {
+			if err := json.Unmarshal(js, &raw); err != nil {
+				fail(KeyMapRoles, err)
+			}
+			for i, m := range raw {
+				if err := m.validate(); err != nil {
+					fail(KeyMapRoles, err)
+					continue
+				}
+				ps, _ := jsonString(m.PermissionSet)
+				l.Roles = append(l.Roles, LoadedMapping{Index: i, ARN: m.RoleARN, SSO: m.SSO != nil, Username: m.Username, Groups: m.Groups, PermissionSet: ps})
+			}
+		}
+	}
+	if text, ok := data[KeyMapAccounts]; ok && !isSkippable(text) {
+		if err := yamlv2.Unmarshal([]byte(text), &l.Accounts); err != nil {
+			fail(KeyMapAccounts, err)
+		}
+	}
+	return l
+}
+
+// Match returns the mappings the authenticator may pick for a caller, given
+// the caller's canonical ARN (iamarn.Canonicalize), and the data key they
+// are in. Like its MapStore: role mappings are kept by lowercased ARN (of
+// two spellings the last wins) and user mappings by ARN as written (two
+// spellings both stay); a caller matches through strings.EqualFold with its
+// lowercased canonical ARN, roles before users, and when several mappings
+// match, which one the authenticator uses is not defined.
+func (l *Loaded) Match(canonicalARN string) ([]LoadedMapping, string) {
+	subject := strings.ToLower(canonicalARN)
+	for _, set := range []struct {
+		key      string
+		mappings []LoadedMapping
+		keyOf    func(LoadedMapping) string
+	}{
+		{KeyMapRoles, l.Roles, func(m LoadedMapping) string { return strings.ToLower(m.ARN) }},
+		{KeyMapUsers, l.Users, func(m LoadedMapping) string { return m.ARN }},
+	} {
+		kept := map[string]LoadedMapping{}
+		var order []string
+		for _, m := range set.mappings {
+			if m.SSO { // the sso: matcher is off on EKS
+				continue
+			}
+			k := set.keyOf(m)
+			if _, seen := kept[k]; !seen {
+				order = append(order, k)
+			}
+			kept[k] = m
+		}
+		var out []LoadedMapping
+		for _, k := range order {
+			if m := kept[k]; strings.EqualFold(m.ARN, subject) {
+				out = append(out, m)
+			}
+		}
+		if len(out) > 0 {
+			return out, set.key
+		}
+	}
+	return nil, ""
+}
+
+// HasAccount reports whether mapAccounts lets every principal of the
+// account in (mapped as its ARN, with no groups).
+func (l *Loaded) HasAccount(id string) bool { return slices.Contains(l.Accounts, id) }
