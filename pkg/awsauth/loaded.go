@@ -96,6 +96,18 @@ func (m *authRoleMapping) validate() error {
 // LoadAsAuthenticator returns what aws-iam-authenticator loads from data.
 // The differential test holds it to the authenticator's own ParseMap.
 func LoadAsAuthenticator(data map[string]string) *Loaded {
+	return LoadAsAuthenticatorCached(data, nil)
+}
+
+// LoadAsAuthenticatorCached is LoadAsAuthenticator reading mapRoles and
+// mapUsers item by item through cache, where that is exact (reading.go).
+// Without a cache it reads each key whole: that is one reading, where item
+// by item would be two (the items' trees are read too).
+func LoadAsAuthenticatorCached(data map[string]string, cache ItemCache) *Loaded {
+	return load(data, reading{cache: cache, whole: cache == nil})
+}
+
+func load(data map[string]string, rd reading) *Loaded {
 	l := &Loaded{Errors: map[string]error{}}
 	fail := func(key string, err error) {
 		if l.Errors[key] == nil {
@@ -103,38 +115,30 @@ func LoadAsAuthenticator(data map[string]string) *Loaded {
 		}
 	}
 	if text, ok := data[KeyMapUsers]; ok && !isSkippable(text) {
-		var raw []authUserMapping
-		if js, err := utilyaml.ToJSON([]byte(text)); err != nil {
+		raw, err := decodeKey[authUserMapping](text, rd)
+		if err != nil {
 			fail(KeyMapUsers, err)
-		} else {
-			if err := json.Unmarshal(js, &raw); err != nil {
-				fail(KeyMapUsers, err)
+		}
+		for i, m := range raw {
+			if m.UserARN == "" {
+				fail(KeyMapUsers, fmt.Errorf("value for userarn must be supplied"))
+				continue
 			}
-			for i, m := range raw {
-				if m.UserARN == "" {
-					fail(KeyMapUsers, fmt.Errorf("value for userarn must be supplied"))
-					continue
-				}
-				l.Users = append(l.Users, LoadedMapping{Index: i, ARN: m.UserARN, Username: m.Username, Groups: m.Groups})
-			}
+			l.Users = append(l.Users, LoadedMapping{Index: i, ARN: m.UserARN, Username: m.Username, Groups: m.Groups})
 		}
 	}
 	if text, ok := data[KeyMapRoles]; ok && !isSkippable(text) {
-		var raw []authRoleMapping
-		if js, err := utilyaml.ToJSON([]byte(text)); err != nil {
+		raw, err := decodeKey[authRoleMapping](text, rd)
+		if err != nil {
 			fail(KeyMapRoles, err)
-		} else {
-			if err := json.Unmarshal(js, &raw); err != nil {
+		}
+		for i, m := range raw {
+			if err := m.validate(); err != nil {
 				fail(KeyMapRoles, err)
+				continue
 			}
-			for i, m := range raw {
-				if err := m.validate(); err != nil {
-					fail(KeyMapRoles, err)
-					continue
-				}
-				ps, _ := jsonString(m.PermissionSet)
-				l.Roles = append(l.Roles, LoadedMapping{Index: i, ARN: m.RoleARN, SSO: m.SSO != nil, Username: m.Username, Groups: m.Groups, PermissionSet: ps})
-			}
+			ps, _ := jsonString(m.PermissionSet)
+			l.Roles = append(l.Roles, LoadedMapping{Index: i, ARN: m.RoleARN, SSO: m.SSO != nil, Username: m.Username, Groups: m.Groups, PermissionSet: ps})
 		}
 	}
 	if text, ok := data[KeyMapAccounts]; ok && !isSkippable(text) {
@@ -143,6 +147,35 @@ func LoadAsAuthenticator(data map[string]string) *Loaded {
 		}
 	}
 	return l
+}
+
+// decodeKey decodes a key as the authenticator does: YAML to JSON, then
+// encoding/json into []T, keeping what decoded before an error. Unless
+// told to read whole, it reads item by item where that is exact; an item that
+// does not decode sends the key to the whole decode, whose error is the
+// authenticator's.
+func decodeKey[T any](text string, rd reading) ([]T, error) {
+	if !rd.whole {
+		if views, ok := itemViews(text, rd.cache); ok {
+			out := make([]T, len(views))
+			for i, v := range views {
+				if json.Unmarshal(v, &out[i]) != nil {
+					out = nil
+					break
+				}
+			}
+			if out != nil {
+				return out, nil
+			}
+		}
+	}
+	js, err := utilyaml.ToJSON([]byte(text))
+	if err != nil {
+		return nil, err
+	}
+	var raw []T
+	err = json.Unmarshal(js, &raw)
+	return raw, err
 }
 
 // Match returns the mappings the authenticator may pick for a caller, given

@@ -317,6 +317,9 @@ func (ed *editor) result() (string, *section, func(int) int, error) {
 			}
 		}
 	}
+	if ed.sec.perItem {
+		return "", nil, nil, errReadWhole // the tree lacks the comments between items
+	}
 	out, err := encodeNode(ed.doc)
 	if err != nil {
 		return "", nil, nil, fmt.Errorf("encode %s: %w", ed.sec.key, err)
@@ -331,7 +334,7 @@ func (ed *editor) result() (string, *section, func(int) int, error) {
 // readBack parses text as a section and reports whether it means exactly
 // the edited tree (see meansSame).
 func (ed *editor) readBack(text string) (*section, bool) {
-	s, findings := parseSection(ed.sec.key, text)
+	s, findings := parseSection(ed.sec.key, text, ed.sec.reading)
 	s.findings = findings
 	if s.doc != nil {
 		return s, sameTree(documentRoot(s.doc), ed.seq)
