@@ -56,10 +56,9 @@ type Handlers struct {
 	resolver awsauth.Resolver
 	auditor  *audit.Auditor
 	log      logr.Logger
-	// memo remembers the engine's answers about documents seen recently:
-	// the stored object (oldObject) recurs in every request, and the
-	// validating webhook is sent what the mutating one produced.
-	memo *awsauth.Memo
+	// readings remembers how items of aws-auth read, so that the engine
+	// reads again only what an edit changed (see readings).
+	readings *readings
 	// work bounds the bytes of aws-auth data being worked on (see
 	// Config.MaxInFlightBytes).
 	work *semaphore.Weighted
@@ -71,11 +70,11 @@ func New(cfg Config, resolver awsauth.Resolver, auditor *audit.Auditor, log logr
 		cfg.MaxInFlightBytes = DefaultMaxInFlightBytes
 	}
 	return &Handlers{cfg: cfg, resolver: resolver, auditor: auditor, log: log,
-		memo: awsauth.NewMemo(0, 0), work: semaphore.NewWeighted(cfg.MaxInFlightBytes)}
+		readings: newReadings(DefaultReadingBytes), work: semaphore.NewWeighted(cfg.MaxInFlightBytes)}
 }
 
-// MemoStats reports how often the engine's answers came from memory.
-func (h *Handlers) MemoStats() awsauth.MemoStats { return h.memo.Stats() }
+// ReadingStats reports how often item readings came from memory.
+func (h *Handlers) ReadingStats() ReadingStats { return h.readings.Stats() }
 
 // acquire waits until the request's data may be worked on; release undoes
 // it. It fails only when the request ends (the apiserver gave up) first.
@@ -192,7 +191,7 @@ func (h *Handlers) mutate(ctx context.Context, req admission.Request) admission.
 func (h *Handlers) restoredNodeRoles(ctx context.Context, r *request, res *awsauth.Result) []string {
 	var restored []string
 	if r.Operation == admissionv1.Update && r.old != nil && len(res.AddedNodeRoles) > 0 {
-		old := h.memo.Load(r.old.Data)
+		old := awsauth.LoadAsAuthenticatorCached(r.old.Data, h.readings)
 		for _, role := range res.AddedNodeRoles {
 			if ms, _ := old.Match(role); len(ms) > 0 {
 				restored = append(restored, role)
@@ -218,7 +217,9 @@ func (h *Handlers) restoredNodeRoles(ctx context.Context, r *request, res *awsau
 // render runs the engine on the request's object; on rejection it returns
 // the (audited) denial.
 func (h *Handlers) render(ctx context.Context, r *request, nodeRoles []string) (*awsauth.Result, admission.Response, bool) {
-	res, err := h.memo.Render(ctx, r.obj.Data, h.resolver, renderOptions(r, nodeRoles))
+	opts := renderOptions(r, nodeRoles)
+	opts.Cache = h.readings
+	res, err := awsauth.Render(ctx, r.obj.Data, h.resolver, opts)
 	return h.judge(ctx, r, res, err)
 }
 

@@ -32,41 +32,24 @@ func (h *Handlers) validate(ctx context.Context, req admission.Request) admissio
 	if r.obj == nil {
 		return admission.Allowed("")
 	}
-	// The object is usually what the mutating handler just produced and
-	// the old object what is stored: both answers are then in memory, and
-	// recalling them is no engine work, so only a request that must be
-	// computed waits its turn behind edits of a large aws-auth.
+	release, busy := h.acquire(ctx, r)
+	if busy != nil {
+		return *busy
+	}
+	defer release()
 	// The stored object is judged as the authenticator loads it, not as
 	// the engine would: one the engine refuses (a second document, a
 	// !!binary value, ...) still maps people, and they stay protected.
 	checkOld := req.Operation == admissionv1.Update && r.old != nil
 	var old *awsauth.Loaded
 	if checkOld {
-		old, _ = h.memo.RecallLoad(r.old.Data)
-	}
-	recalled, fromMemory := h.memo.RecallRender(ctx, r.obj.Data, h.resolver, renderOptions(r, nil))
-	if !fromMemory || (checkOld && old == nil) {
-		release, busy := h.acquire(ctx, r)
-		if busy != nil {
-			return *busy
-		}
-		defer release()
-	}
-	if checkOld && old == nil {
-		old = h.memo.Load(r.old.Data)
+		old = awsauth.LoadAsAuthenticatorCached(r.old.Data, h.readings)
 	}
 	// Judge the object as it will be stored: the mutating handler has
 	// already resolved it, so rendering must change nothing. If it would,
 	// the mutation did not happen (or another webhook undid it), and the
 	// authenticator would load fewer mappings than were written.
-	var res *awsauth.Result
-	var resp admission.Response
-	var ok bool
-	if fromMemory {
-		res, resp, ok = h.judge(ctx, r, recalled, nil)
-	} else {
-		res, resp, ok = h.render(ctx, r, nil)
-	}
+	res, resp, ok := h.render(ctx, r, nil)
 	if !ok {
 		return resp
 	}
@@ -78,7 +61,7 @@ func (h *Handlers) validate(ctx context.Context, req admission.Request) admissio
 		// installed a moment ago. The authenticator loads it as written
 		// and the resync loop writes the new ARN; refusing the edit would
 		// only fail a legitimate write for the timing of a refresh.
-		stale = staleSuffixes(h.memo.Lint(r.obj.Data, awsauth.Options{}), res)
+		stale = staleSuffixes(awsauth.LintWithOptions(r.obj.Data, awsauth.Options{Cache: h.readings}), res)
 	}
 	if len(res.Changed) > 0 && stale == nil {
 		return h.deny(ctx, r, "NotResolved", fmt.Sprintf("aws-auth was not changed: %s still hold(s) unresolved entries (permissionset without its rolearn, $ACCOUNTID, or a role ARN with a path), so the authenticator would not load them as written. Fix: make sure the aws-auth-webhook mutating webhook is registered, then retry the edit",
