@@ -81,8 +81,10 @@ const (
 	MaxReasonBytes = 128
 )
 
-// TruncationMarker ends a note that had to be cut to MaxNoteBytes.
-const TruncationMarker = " …[truncated: the full record is in the webhook log]"
+// TruncationMarker ends a note that had to be cut to MaxNoteBytes, after
+// the number of bytes cut: " …[812 bytes cut: the record is in the
+// webhook log]".
+const TruncationMarker = " bytes cut: the record is in the webhook log]"
 
 // Bounds on a record's log line: a hostile aws-auth draws a finding per
 // entry, and each may quote a long value. What is cut says so.
@@ -300,17 +302,18 @@ func bounded(r Record) Record {
 	return r
 }
 
-// truncate cuts s to at most max bytes, ending in TruncationMarker when cut,
-// without splitting a UTF-8 sequence.
+// truncate cuts s to at most max bytes, without splitting a UTF-8
+// sequence, ending in " …[N" and TruncationMarker when cut.
 func truncate(s string, max int) string {
 	if len(s) <= max {
 		return s
 	}
-	cut := max - len(TruncationMarker)
+	// Sized for the largest count; the count written is never longer.
+	cut := max - len(fmt.Sprintf(" …[%d%s", len(s), TruncationMarker))
 	for cut > 0 && !utf8.RuneStart(s[cut]) {
 		cut--
 	}
-	return s[:cut] + TruncationMarker
+	return fmt.Sprintf("%s …[%d%s", s[:cut], len(s)-cut, TruncationMarker)
 }
 
 func entriesOrEmpty(e []string) []string {
