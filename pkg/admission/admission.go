@@ -248,8 +248,9 @@ func warnings(n int, item func(i int) string, reserved int) []string {
 // most MaxMessageBytes. lines are the finding lines, for the audit record.
 func denial(head string, errs awsauth.Findings) (msg string, lines []string) {
 	const bullet = "\n- "
-	more := awsauth.More(len(errs), "problem")
-	lines, omitted := errs.List(awsauth.MaxListedFindings, len(bullet), MaxMessageBytes-len(head)-2*len(bullet)-len(more))
+	// Room for the last line, sized for the largest count it can say.
+	reserve := len(awsauth.More(len(errs), "problem"))
+	lines, omitted := errs.List(awsauth.MaxListedFindings, len(bullet), MaxMessageBytes-len(head)-2*len(bullet)-reserve)
 	if more := awsauth.More(omitted, "problem"); more != "" {
 		lines = append(lines, more)
 	}
