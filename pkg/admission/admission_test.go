@@ -50,7 +50,7 @@ type fixture struct {
 	emu *awsemu.Server
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	emu := awsemu.New(awsemu.Config{AccountID: "111122223333", Roles: []awsemu.Role{
 		awsemu.SSORole("Admin", "0123456789abcdef", "eu-west-1"),

@@ -13,6 +13,7 @@ import (
 	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/audit"
 	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/awsauth"
 	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/iamarn"
+	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/textcap"
 )
 
 // The groups a node role must keep.
@@ -78,7 +79,7 @@ func (h *Handlers) validate(ctx context.Context, req admission.Request) admissio
 			return h.guard(ctx, r, reason, msg)
 		}
 	}
-	return admission.Allowed("").WithWarnings(stale...)
+	return admission.Allowed("").WithWarnings(warnings(len(stale), func(i int) string { return stale[i] }, 0)...)
 }
 
 // staleSuffixes returns a warning for each entry the engine would still
@@ -108,7 +109,7 @@ func staleSuffixes(written, res *awsauth.Result) []string {
 		if ps, _, ok := iamarn.ParseSSORoleName(role.Name); !ok || ps != was.PermissionSet {
 			return nil
 		}
-		out = append(out, fmt.Sprintf("aws-auth: %s[%d] (permissionset %s): IAM Identity Center gave the permission set a new role (%s) while this edit was admitted; %s was kept and the resync loop will write the new ARN",
+		out = append(out, fmt.Sprintf("%s[%d] (permissionset %s): IAM Identity Center gave the permission set a new role (%s) while this edit was admitted; %s was kept and the resync loop will write the new ARN",
 			awsauth.KeyMapRoles, was.Index, was.PermissionSet, now.ARN, was.ARN))
 	}
 	if len(out) == 0 {
@@ -123,7 +124,7 @@ func (h *Handlers) guard(ctx context.Context, r *request, reason, msg string) ad
 	if group := h.breakGlassGroup(r.UserInfo.Groups); group != "" {
 		note := fmt.Sprintf("break-glass: the lockout guard was bypassed through group %q (%s)", group, msg)
 		h.record(ctx, r, audit.ActionBreakGlass, reason, note, nil)
-		return admission.Allowed("").WithWarnings("aws-auth: " + note)
+		return admission.Allowed("").WithWarnings(textcap.Clip(warningPrefix+note, MaxWarningBytes))
 	}
 	return h.deny(ctx, r, reason, "aws-auth was not changed: "+msg, nil)
 }
@@ -207,6 +208,7 @@ func lockoutSelf(r *request, old, now *awsauth.Loaded) (reason, msg string) {
 // system:node:{{EC2PrivateDNSName}}. A role ARN written with a path never
 // matched a node, so it protects nothing.
 func lockoutNodeRoles(old, now *awsauth.Loaded) (reason, msg string) {
+	nowMatch := now.Matcher() // indexed once: old may hold thousands of node roles
 	for _, w := range old.Roles {
 		if w.SSO || !hasAll(w.Groups, nodeGroups) {
 			continue
@@ -215,7 +217,7 @@ func lockoutNodeRoles(old, now *awsauth.Loaded) (reason, msg string) {
 		if err != nil || role.Path != "/" {
 			continue
 		}
-		is, _ := now.Match(role.Canonical())
+		is, _ := nowMatch.Match(role.Canonical())
 		entry := fmt.Sprintf("the node-role mapping mapRoles[%d] (%s)", w.Index, w.ARN)
 		what := ""
 		switch {

@@ -186,8 +186,29 @@ func decodeKey[T any](text string, rd reading) ([]T, error) {
 // lowercased canonical ARN, roles before users, and when several mappings
 // match, which one the authenticator uses is not defined.
 func (l *Loaded) Match(canonicalARN string) ([]LoadedMapping, string) {
-	subject := strings.ToLower(canonicalARN)
-	for _, set := range []struct {
+	return l.Matcher().Match(canonicalARN)
+}
+
+// Matcher answers Match for many callers against one Loaded: it indexes
+// the mappings once, where each Match would read them all again (the
+// lockout guard asks once per node role, and a hostile aws-auth has tens of
+// thousands).
+type Matcher struct {
+	sets [2]matchSet
+}
+
+type matchSet struct {
+	key string
+	// byFold holds, by the ARN folded as strings.EqualFold compares it
+	// (foldKey), the mappings the authenticator keeps, in the order of
+	// their keys' first appearance.
+	byFold map[string][]LoadedMapping
+}
+
+// Matcher indexes l for Match.
+func (l *Loaded) Matcher() *Matcher {
+	x := &Matcher{}
+	for i, set := range []struct {
 		key      string
 		mappings []LoadedMapping
 		keyOf    func(LoadedMapping) string
@@ -207,14 +228,23 @@ func (l *Loaded) Match(canonicalARN string) ([]LoadedMapping, string) {
 			}
 			kept[k] = m
 		}
-		var out []LoadedMapping
+		byFold := make(map[string][]LoadedMapping, len(order))
 		for _, k := range order {
-			if m := kept[k]; strings.EqualFold(m.ARN, subject) {
-				out = append(out, m)
-			}
+			m := kept[k]
+			f := foldKey(m.ARN)
+			byFold[f] = append(byFold[f], m)
 		}
-		if len(out) > 0 {
-			return out, set.key
+		x.sets[i] = matchSet{key: set.key, byFold: byFold}
+	}
+	return x
+}
+
+// Match is Loaded.Match.
+func (x *Matcher) Match(canonicalARN string) ([]LoadedMapping, string) {
+	subject := foldKey(strings.ToLower(canonicalARN))
+	for _, set := range x.sets {
+		if out := set.byFold[subject]; len(out) > 0 {
+			return slices.Clone(out), set.key
 		}
 	}
 	return nil, ""
