@@ -24,7 +24,7 @@ type captureCache struct {
 	add func(string, *awsauth.ItemReading)
 }
 
-func (captureCache) Get(string) (*awsauth.ItemReading, bool) { return nil, false }
+func (captureCache) Get(string) (*awsauth.ItemReading, bool)   { return nil, false }
 func (c captureCache) Add(text string, r *awsauth.ItemReading) { c.add(text, r) }
 
 // TestReadingsBoundedInBytes: the readings kept never add up to more than
