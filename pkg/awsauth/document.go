@@ -262,9 +262,18 @@ func parseSection(key, text string, rd reading) (*section, Findings) {
 		return s, fs
 	}
 	if key != KeyMapAccounts && !rd.whole {
-		if seq, views, ok := readItems(text, rd.cache); ok {
+		if spans, readings, ok := readSpans(text, rd.cache); ok {
+			// The list, where its first "-" is, as goyaml.v3 places it;
+			// its items are copies of the items' trees, moved to their
+			// lines, made as the entries are read.
+			seq := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq", Content: make([]*yaml.Node, 0, len(spans))}
+			seq.Line, seq.Column = firstDash(spans[0].text)
 			s.doc, s.seq, s.perItem = &yaml.Node{Kind: yaml.DocumentNode, Content: []*yaml.Node{seq}}, seq, true
-			return s, s.readEntries(views)
+			return s, s.readEntries(len(spans), func(i int) (*yaml.Node, json.RawMessage) {
+				n := shiftedCopy(readings[i].node, spans[i].line-1)
+				seq.Content = append(seq.Content, n)
+				return n, readings[i].json
+			})
 		}
 	}
 	if fs, done := s.readTree(); done {
@@ -280,7 +289,7 @@ func parseSection(key, text string, rd reading) (*section, Findings) {
 	if fs != nil {
 		return s, fs
 	}
-	return s, s.readEntries(views)
+	return s, s.readEntries(len(views), func(i int) (*yaml.Node, json.RawMessage) { return s.seq.Content[i], views[i] })
 }
 
 // fail marks the section broken with one finding.
@@ -382,17 +391,25 @@ func (s *section) readAsAuthenticator() ([]json.RawMessage, Findings) {
 	return items, nil
 }
 
-// readEntries builds each entry from its tree (s.seq) and its reading by
-// the authenticator (views, one per item).
-func (s *section) readEntries(views []json.RawMessage) Findings {
+// readEntries builds each of the n entries from its tree and its reading
+// by the authenticator (item(i)). A section whose entries already hold
+// MaxFindings problems is not read further: it is refused whatever the
+// rest holds, and reading on costs memory and time in proportion to a
+// hostile document, for findings nobody will read.
+func (s *section) readEntries(n int, item func(i int) (*yaml.Node, json.RawMessage)) Findings {
 	var findings Findings
-	s.entries = make([]*entry, 0, len(s.seq.Content))
-	for i, item := range s.seq.Content {
-		e := &entry{key: s.key, index: i, node: item,
-			keyNodes: map[string]*yaml.Node{}, valueNodes: map[string]*yaml.Node{},
-			view: map[string]json.RawMessage{}, written: map[string][]string{}}
+	s.entries = make([]*entry, 0, n)
+	for i := range n {
+		if len(findings) >= MaxFindings {
+			s.broken = true
+			return append(findings, Finding{Severity: SeverityError, Key: s.key, Index: intp(i), Line: s.entries[i-1].node.Line, Reason: "TooManyProblems",
+				Message: fmt.Sprintf("%s holds at least %d problems in its first %d of %d entries; the rest was not checked.", s.key, len(findings), i, n),
+				Hint:    "fix the problems listed, then save again"})
+		}
+		node, view := item(i)
+		e := &entry{key: s.key, index: i, node: node}
 		s.entries = append(s.entries, e)
-		findings = append(findings, e.read(views[i])...)
+		findings = append(findings, e.read(view)...)
 	}
 	return findings
 }
@@ -415,6 +432,11 @@ func (e *entry) read(view json.RawMessage) Findings {
 			Hint: "write the entry as 'key: value' lines under its '- '"}}
 	}
 	e.isMapping = true
+	// Maps are made only for what an entry holds: a hostile list of 200,000
+	// empty mappings would otherwise cost a quarter of a GiB.
+	if len(item.Content) > 0 {
+		e.keyNodes, e.valueNodes = map[string]*yaml.Node{}, map[string]*yaml.Node{}
+	}
 	var findings Findings
 	for j := 0; j+1 < len(item.Content); j += 2 {
 		kn, vn := item.Content[j], item.Content[j+1]
@@ -454,6 +476,10 @@ func (e *entry) read(view json.RawMessage) Findings {
 	// In the order encoding/json applies them (the JSON has its keys
 	// sorted): a later spelling of a field wins, unless it is null, which
 	// leaves a string field alone.
+	if len(obj) == 0 {
+		return findings
+	}
+	e.view, e.written = make(map[string]json.RawMessage, len(obj)), make(map[string][]string, len(obj))
 	keys := make([]string, 0, len(obj))
 	for k := range obj {
 		keys = append(keys, k)

@@ -132,6 +132,11 @@ func (fs Findings) Strings() []string {
 	return out
 }
 
+// MaxFindings bounds the findings the engine keeps from each reading of a
+// section and from validation: a hostile aws-auth of 1 MiB could otherwise
+// hold half a million, each costing memory to keep and time to show.
+const MaxFindings = 1000
+
 // List renders the first findings one line each, as String does, at most
 // max of them, each cut to MaxFindingBytes, their bytes (with a separator
 // of sep bytes between them) at most budget in all; omitted is how many

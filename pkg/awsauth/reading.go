@@ -82,6 +82,10 @@ type reading struct {
 // edit of a section read item by item could not be spliced into its text.
 var errReadWhole = errors.New("read the document whole")
 
+// maxItemwiseTexts is the most different item texts a key may hold to be
+// read item by item.
+const maxItemwiseTexts = 8000
+
 // itemSpan is an item's text and its first line in the key's text.
 type itemSpan struct {
 	text string
@@ -178,26 +182,6 @@ func treeSize(n *yaml.Node) int {
 	return size
 }
 
-// readItems reads a key item by item, through cache when there is one. It
-// returns the items' trees (copies, lines counted in the key's text), the
-// top-level sequence holding them, and their JSON; false when the key is
-// to be read whole.
-func readItems(text string, cache ItemCache) (*yaml.Node, []json.RawMessage, bool) {
-	spans, readings, ok := readSpans(text, cache)
-	if !ok {
-		return nil, nil, false
-	}
-	seq := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq", Content: make([]*yaml.Node, len(spans))}
-	views := make([]json.RawMessage, len(spans))
-	for i, r := range readings {
-		seq.Content[i] = shiftedCopy(r.node, spans[i].line-1)
-		views[i] = r.json
-	}
-	// The sequence is where its first "-" is, as goyaml.v3 places it.
-	seq.Line, seq.Column = firstDash(spans[0].text)
-	return seq, views, true
-}
-
 // itemViews is the authenticator's reading of each item of a key, read
 // item by item through cache; false when the key is to be read whole.
 func itemViews(text string, cache ItemCache) ([]json.RawMessage, bool) {
@@ -219,10 +203,21 @@ func readSpans(text string, cache ItemCache) ([]itemSpan, []*ItemReading, bool) 
 	if !ok {
 		return nil, nil, false
 	}
+	// An item written many times is read once. Read on its own, an item
+	// costs more than its share of a whole reading; that pays off only
+	// through a cache, which cannot hold the items of a key with very many
+	// different ones (20,000 tiny entries fill 1 MiB): those are read whole.
+	seen := make(map[string]*ItemReading, min(len(spans), maxItemwiseTexts+1))
+	for _, sp := range spans {
+		seen[sp.text] = nil
+		if len(seen) > maxItemwiseTexts {
+			return nil, nil, false
+		}
+	}
 	readings := make([]*ItemReading, len(spans))
 	for i, sp := range spans {
-		var r *ItemReading
-		if cache != nil {
+		r := seen[sp.text]
+		if r == nil && cache != nil {
 			r, _ = cache.Get(sp.text)
 		}
 		if r == nil {
@@ -234,7 +229,7 @@ func readSpans(text string, cache ItemCache) ([]itemSpan, []*ItemReading, bool) 
 		if !r.readable {
 			return nil, nil, false
 		}
-		readings[i] = r
+		seen[sp.text], readings[i] = r, r
 	}
 	return spans, readings, true
 }

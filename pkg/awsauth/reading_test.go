@@ -249,7 +249,7 @@ func TestItemsThatDoNotReadAlone(t *testing.T) {
 		if _, ok := splitItems(text); !ok {
 			t.Fatalf("expected the line scan to split %q (the items catch it)", text)
 		}
-		if _, _, ok := readItems(text, nil); ok {
+		if _, _, ok := readSpans(text, nil); ok {
 			t.Fatalf("read %q item by item; the items do not read alone", text)
 		}
 		data := map[string]string{KeyMapRoles: text}
@@ -278,5 +278,34 @@ func TestItemCacheIsUsed(t *testing.T) {
 	LintWithOptions(benchEdit(data, 3), Options{Cache: cache})
 	if n := cache.adds - first; n < 1 || n > 2 {
 		t.Fatalf("an edit of one entry read %d items; want 1 or 2", n)
+	}
+}
+
+// TestFindingsBounded: a document with half a million broken entries keeps
+// at most MaxFindings of them and says the rest was not checked; findings
+// past the bound are counted, and an error among them still refuses.
+func TestFindingsBounded(t *testing.T) {
+	for name, text := range map[string]string{
+		"item by item": strings.Repeat("-\n", 400_000),
+		"whole":        "# &anchor keeps it whole\n" + strings.Repeat("-\n", 400_000),
+	} {
+		res := Lint(map[string]string{KeyMapRoles: text})
+		last := res.Findings[len(res.Findings)-1]
+		if len(res.Findings) != MaxFindings+1 || last.Reason != "TooManyProblems" || last.Severity != SeverityError ||
+			!strings.Contains(last.Message, fmt.Sprintf("first %d of 400000 entries", MaxFindings)) {
+			t.Fatalf("%s: %d findings, last %s", name, len(res.Findings), last)
+		}
+		if res.Findings[0].Reason != "EmptyEntry" || *res.Findings[MaxFindings-1].Index != MaxFindings-1 {
+			t.Fatalf("%s: the findings kept are not the first ones: %s ... %s", name, res.Findings[0], res.Findings[MaxFindings-1])
+		}
+	}
+	v := &validator{}
+	for i := range MaxFindings + 5 {
+		v.add(Finding{Severity: SeverityWarning, Reason: fmt.Sprint("W", i)})
+	}
+	v.add(Finding{Severity: SeverityError, Reason: "Late"})
+	v.validateData(map[string]string{}, 0, nil)
+	if len(v.findings) != MaxFindings+1 || !v.findings.HasErrors() || !strings.Contains(v.findings[MaxFindings].Message, "6 more problems (1 of them errors)") {
+		t.Fatalf("an error past the bound must still refuse: %d findings, last %s", len(v.findings), v.findings[len(v.findings)-1])
 	}
 }
