@@ -474,4 +474,6 @@ func (f *figures) table(srv *servers) *table {
 }
 
 // msPrec is a duration in milliseconds with two decimals, for CPU time.
-func msPrec(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond)) }
+func msPrec(d time.Duration) string {
+	return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond))
+}
