@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -209,7 +210,7 @@ func admissionLoad(ctx context.Context, c config, cp *controlPlane, bin, work st
 	for _, n := range []int{1, 4, 16} {
 		scenarios = append(scenarios, scenario{w1M, n})
 	}
-	run := func(target *proc, sc scenario, server string, round int) (pairResult, int64, error) {
+	run := func(target *proc, ca []byte, sc scenario, server string, round int) (pairResult, int64, error) {
 		hc, err := newClient(ca, sc.conc)
 		if err != nil {
 			return pairResult{}, 0, err
@@ -247,7 +248,7 @@ func admissionLoad(ctx context.Context, c config, cp *controlPlane, bin, work st
 				if target == serve {
 					server = "aws-auth-webhook"
 				}
-				res, peak, err := run(target, sc, server, round)
+				res, peak, err := run(target, ca, sc, server, round)
 				if err != nil {
 					return err
 				}
@@ -296,7 +297,7 @@ func admissionLoad(ctx context.Context, c config, cp *controlPlane, bin, work st
 
 	// The same 1 MiB runs, one round, on a serve without any limit.
 	say("serve without a memory limit: the ~1 MiB runs again, once each")
-	free, _, err := startServe(bin, "serve-nolimit", work, cp, emu, srv.limits(false), "--resync-interval=1h")
+	free, freeCA, err := startServe(bin, "serve-nolimit", work, cp, emu, srv.limits(false), "--resync-interval=1h")
 	if err != nil {
 		return err
 	}
@@ -306,7 +307,7 @@ func admissionLoad(ctx context.Context, c config, cp *controlPlane, bin, work st
 		if sc.w != w1M {
 			continue
 		}
-		_, peak, err := run(free, sc, "aws-auth-webhook, no limit", 1)
+		_, peak, err := run(free, freeCA, sc, "aws-auth-webhook, no limit", 1)
 		if err != nil {
 			free.stop()
 			return err
@@ -380,8 +381,49 @@ func idleWithRoles(ctx context.Context, cp *controlPlane, bin, work string, srv 
 	fig.idle2500 = rss
 	fp.add(fmt.Sprintf("resident memory with %d SSO roles cached, right after warm-up", idleRoles), mib(warm))
 	fp.add(fmt.Sprintf("resident memory with %d SSO roles cached, settled (after %s)", idleRoles, waited.Round(time.Second)), mib(rss))
+	fp.add("  of which (smaps_rollup): anonymous, file-backed (the binary's text and data)", rssSplit(serve))
+	fp.add("  Go runtime (its /metrics): heap in use, heap idle not yet returned, stacks, runtime total", goMemory(serve))
 	say("idle RSS with %d SSO roles cached: %s (settled after %s)", idleRoles, mib(rss), waited.Round(time.Second))
 	return nil
+}
+
+// rssSplit reads the anonymous and file-backed parts of the process's RSS.
+func rssSplit(p *proc) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", p.cmd.Process.Pid))
+	if err != nil {
+		return "?"
+	}
+	v := map[string]int64{}
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) >= 2 {
+			n, _ := strconv.ParseInt(f[1], 10, 64)
+			v[strings.TrimSuffix(f[0], ":")] = n << 10
+		}
+	}
+	return fmt.Sprintf("%s anonymous, %s file-backed", mib(v["Anonymous"]), mib(v["Rss"]-v["Anonymous"]))
+}
+
+// goMemory reads the Go runtime's memory gauges from the process's
+// /metrics (the Prometheus Go collector controller-runtime registers).
+func goMemory(p *proc) string {
+	resp, err := http.Get("http://" + p.metrics + "/metrics")
+	if err != nil {
+		return "?"
+	}
+	defer resp.Body.Close()
+	v := map[string]int64{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) == 2 && strings.HasPrefix(f[0], "go_memstats_") {
+			n, _ := strconv.ParseFloat(f[1], 64)
+			v[f[0]] = int64(n)
+		}
+	}
+	return fmt.Sprintf("%s heap in use, %s heap idle not returned, %s stacks, %s obtained from the OS in all",
+		mib(v["go_memstats_heap_inuse_bytes"]), mib(v["go_memstats_heap_idle_bytes"]-v["go_memstats_heap_released_bytes"]),
+		mib(v["go_memstats_stack_inuse_bytes"]), mib(v["go_memstats_sys_bytes"]))
 }
 
 // settleRSS waits until the process's RSS has not moved by more than
@@ -462,7 +504,7 @@ func (f *figures) table(srv *servers) *table {
 	if f.oursDied != "" {
 		peak += "; " + f.oursDied
 	}
-	t.add("peak RSS through the 1 MiB load (concurrency 1, 4, 16), under the chart's limit ("+f.chartLimit+")", "-", peak, "-", "≤ 128 MiB",
+	t.add("peak RSS (VmHWM, sampled) through the 1 MiB load (concurrency 1, 4, 16), under the chart's limit ("+f.chartLimit+")", "-", peak, "-", "≤ 128 MiB",
 		met(f.oursDied == "" && f.peakChart > 0 && f.peakChart <= chartMemoryLimit))
 	if f.cgroupPeak > 0 {
 		t.add("  the cgroup's own peak charge (RSS + page cache + kernel), same load", "-", mib(f.cgroupPeak), "-", "(reported)", "-")
