@@ -72,7 +72,7 @@ func TestLoadSmoke(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		res := load(ctx, hc, p.url(), w, 2, 2, time.Second)
+		res := load(ctx, hc, p.url(), w, 2, 2, time.Second, nil)
 		if res.mutate.Requests == 0 || res.validate.Requests == 0 || res.mutate.Errors != 0 {
 			t.Fatalf("%s: %d mutate, %d validate requests, %d errors (%s)", target.name, res.mutate.Requests, res.validate.Requests, res.mutate.Errors, res.mutate.FirstErr)
 		}
