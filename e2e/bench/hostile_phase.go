@@ -16,7 +16,6 @@ import (
 
 	admissionv1 "k8s.io/api/admission/v1"
 
-	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/awsauth"
 	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/awsemu"
 )
 
@@ -158,38 +157,4 @@ func fileSize(path string) int64 {
 		return 0
 	}
 	return fi.Size()
-}
-
-// HostileShapes is a stand-in, until e2e/bench/hostile_shapes.go (being
-// written separately) supplies the shapes: name → aws-auth data, each just
-// under the 1 MiB ConfigMap limit.
-func HostileShapes() map[string]map[string]string {
-	const size = awsauth.MaxConfigMapBytes - 4096 // room for the keys and metadata
-	fill := func(head string, line func(i int) string) string {
-		var b strings.Builder
-		b.WriteString(head)
-		for i := 0; ; i++ {
-			l := line(i)
-			if b.Len()+len(l) > size {
-				return b.String()
-			}
-			b.WriteString(l)
-		}
-	}
-	roles := func(s string) map[string]string { return map[string]string{awsauth.KeyMapRoles: s} }
-	nest := (size - 64) / 2
-	return map[string]map[string]string{
-		"empty entries": roles(fill("", func(int) string { return "-\n" })),
-		"one huge entry": roles(fill("- rolearn: arn:aws:iam::"+account+":role/huge\n  username: huge\n  groups:\n",
-			func(i int) string { return fmt.Sprintf("    - group-%07d\n", i) })),
-		"50,000 tiny entries": roles(fill("", func(i int) string {
-			if i >= 50000 {
-				return strings.Repeat(" ", size) // stop
-			}
-			return fmt.Sprintf("- username: u%05d\n", i)
-		})),
-		"deep nesting": roles("- rolearn: arn:aws:iam::" + account + ":role/deep\n  username: deep\n  groups: " +
-			strings.Repeat("[", nest) + strings.Repeat("]", nest) + "\n"),
-		"comments only": roles(fill("", func(i int) string { return fmt.Sprintf("# comment line %07d\n", i) })),
-	}
 }
