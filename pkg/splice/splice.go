@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"unicode"
 	"unicode/utf8"
 
@@ -46,13 +47,23 @@ func New(src string) *Text {
 	if strings.HasPrefix(src, bom) {
 		start = len(bom)
 	}
-	t.lineStarts = append(t.lineStarts, start)
-	for i := start; i < len(src); i++ {
-		if src[i] == '\n' {
-			t.lineStarts = append(t.lineStarts, i+1)
-		}
-	}
+	t.lineStarts = lineStarts(src, start)
 	return t
+}
+
+// lineStarts returns the offsets at which the lines of s start, the first
+// at from.
+func lineStarts(s string, from int) []int {
+	starts := make([]int, 1, strings.Count(s[from:], "\n")+1)
+	starts[0] = from
+	for i := from; ; {
+		nl := strings.IndexByte(s[i:], '\n')
+		if nl < 0 {
+			return starts
+		}
+		i += nl + 1
+		starts = append(starts, i)
+	}
 }
 
 // Source returns the original text.
@@ -215,7 +226,7 @@ func (t *Text) Apply() (*Result, error) {
 		}
 		size += len(e.Text) - (e.End - e.Start)
 	}
-	r := &Result{orig: t, lineStarts: []int{0}}
+	r := &Result{orig: t}
 	var b strings.Builder
 	b.Grow(size)
 	keep := func(from, to int) {
@@ -235,11 +246,6 @@ func (t *Text) Apply() (*Result, error) {
 	}
 	keep(prev, len(t.src))
 	r.Text = b.String()
-	for i := 0; i < len(r.Text); i++ {
-		if r.Text[i] == '\n' {
-			r.lineStarts = append(r.lineStarts, i+1)
-		}
-	}
 	return r, nil
 }
 
@@ -257,7 +263,9 @@ type Result struct {
 	orig *Text
 	// segs are the pieces of Text in order: kept from the original (orig
 	// is where the piece came from) or inserted (orig is where it went in).
-	segs       []segment
+	segs []segment
+	// lineStarts of Text, found when a line is first mapped.
+	lines      sync.Once
 	lineStarts []int
 }
 
@@ -271,6 +279,7 @@ type segment struct {
 // starts in inserted text onto the line where that text went in. Findings
 // about the result can so name the lines the user wrote.
 func (r *Result) OriginalLine(line int) int {
+	r.lines.Do(func() { r.lineStarts = lineStarts(r.Text, 0) })
 	if line < 1 || line > len(r.lineStarts) || len(r.segs) == 0 {
 		return line
 	}
