@@ -196,16 +196,14 @@ func (t *Text) Replace(start, end int, text string) {
 // insertions at one offset go in in the order they were recorded.
 func (t *Text) Insert(at int, text string) { t.Replace(at, at, text) }
 
-// Edited reports whether any edit has been recorded.
-func (t *Text) Edited() bool { return len(t.edits) > 0 }
-
 // ErrOverlap is returned by Apply when two edits touch the same bytes:
 // which one should win is not for the splice to guess.
 var ErrOverlap = errors.New("splice: overlapping edits")
 
 // Apply makes the recorded edits. It refuses edits outside the text, edits
-// that do not start on a character boundary, and edits that overlap (an
-// insertion may sit at either end of a replacement, not inside it).
+// that start or end inside a character, and edits that overlap (an
+// insertion may sit at either end of a replacement, not inside it). The
+// original is left as it was: Apply may be called again.
 func (t *Text) Apply() (*Result, error) {
 	edits := append([]Edit(nil), t.edits...)
 	sort.SliceStable(edits, func(i, j int) bool {
