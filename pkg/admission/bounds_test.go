@@ -65,10 +65,10 @@ func TestDenialIsBounded(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		shape string
-		total int // errors the engine finds
+		total int // errors the engine keeps (it stops reading at MaxFindings)
 		first string
 	}{
-		{"empty-entries-100KB", 50000, "mapRoles[0], line 1 of mapRoles: entry 0 is empty"},
+		{"empty-entries-100KB", awsauth.MaxFindings + 1, "mapRoles[0], line 1 of mapRoles: entry 0 is empty"},
 		{"long-values-in-findings", -1, "mapRoles[0] (rolearn arn:aws:iam::111122223333:role/rrrr"},
 		{"every-finding-kind", -1, "mapRoles[11], line 25 of mapRoles: entry 11 is empty"},
 	} {
