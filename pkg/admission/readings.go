@@ -27,8 +27,9 @@ type readings struct {
 }
 
 // DefaultReadingBytes bounds the readings kept: every item of an aws-auth
-// of ordinary size many times over, and most of one near the size limit.
-const DefaultReadingBytes = 16 << 20
+// of ordinary size many times over, and those of one near the size limit
+// (its stored and edited versions share all but the edited items).
+const DefaultReadingBytes = 24 << 20
 
 // ReadingStats counts the item readings found in memory and made.
 type ReadingStats struct {

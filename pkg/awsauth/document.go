@@ -119,8 +119,7 @@ func jsonString(raw []byte) (string, bool) {
 // []string; ok is false when it is not a list of strings (a list with
 // other items decodes partly, as encoding/json leaves it).
 func jsonStrings(raw []byte) ([]string, bool) {
-	var items []json.RawMessage
-	if json.Unmarshal(raw, &items) == nil && items != nil {
+	if items, err := jsonArray(raw); err == nil && items != nil {
 		out := make([]string, len(items))
 		all := true
 		for i, it := range items {

@@ -95,7 +95,9 @@ type itemSpan struct {
 // splitItems cuts a key's text into its top-level items, or reports false
 // when the split cannot be proven exact (see above).
 func splitItems(text string) ([]itemSpan, bool) {
-	if strings.ContainsAny(text, "&*!%|>\t\r\uFEFF") {
+	// (ASCII alone, byte by byte: ContainsAny with a non-ASCII set decodes
+	// every rune.)
+	if strings.ContainsAny(text, "&*!%|>\t\r") || strings.Contains(text, "\uFEFF") {
 		return nil, false
 	}
 	var items []itemSpan
