@@ -15,8 +15,7 @@ import (
 // only the items an edit touched. It changes no answer of the engine.
 //
 // It is bounded in bytes (the readings' own estimate of their size), least
-// recently used first out: a 1 MiB aws-auth reads into about 25 MiB of
-// trees, and the chart's memory limit is 128 Mi.
+// recently used first out: an item reads into about 16 times its text.
 type readings struct {
 	maxBytes int
 
@@ -26,10 +25,11 @@ type readings struct {
 	stats ReadingStats
 }
 
-// DefaultReadingBytes bounds the readings kept: every item of an aws-auth
-// of ordinary size many times over, and those of one near the size limit
-// (its stored and edited versions share all but the edited items).
-const DefaultReadingBytes = 24 << 20
+// DefaultReadingBytes bounds the readings kept (as the readings estimate
+// themselves; the heap they hold is up to twice that): the items of the
+// largest key the engine reads item by item (2,000 different items) and
+// of its edits, inside the chart's 128 Mi.
+const DefaultReadingBytes = 12 << 20
 
 // ReadingStats counts the item readings found in memory and made.
 type ReadingStats struct {

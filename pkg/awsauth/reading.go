@@ -83,8 +83,12 @@ type reading struct {
 var errReadWhole = errors.New("read the document whole")
 
 // maxItemwiseTexts is the most different item texts a key may hold to be
-// read item by item.
-const maxItemwiseTexts = 8000
+// read item by item: a few times the entries of a large aws-auth of people
+// and teams, so that the cache beside the webhook holds them. A key with
+// more (an aws-auth near the 1 MiB limit holds about 5,700) is read whole:
+// read one by one, without a cache that can hold them, its items would
+// cost more time and memory than the whole reading.
+const maxItemwiseTexts = 2000
 
 // itemSpan is an item's text and its first line in the key's text.
 type itemSpan struct {
@@ -208,7 +212,7 @@ func readSpans(text string, cache ItemCache) ([]itemSpan, []*ItemReading, bool) 
 	// An item written many times is read once. Read on its own, an item
 	// costs more than its share of a whole reading; that pays off only
 	// through a cache, which cannot hold the items of a key with very many
-	// different ones (20,000 tiny entries fill 1 MiB): those are read whole.
+	// different ones: those are read whole.
 	seen := make(map[string]*ItemReading, min(len(spans), maxItemwiseTexts+1))
 	for _, sp := range spans {
 		seen[sp.text] = nil

@@ -162,6 +162,14 @@ func render(ctx context.Context, data map[string]string, r Resolver, opts Option
 	var changed []string
 	reread := map[string]*section{}
 	lineOf := map[string]func(int) int{}
+	// The entries as first read are done with: let the memory they hold go
+	// before the edited text is read back (a large aws-auth is otherwise
+	// held twice at once). The edited trees stay: read-back compares them.
+	for _, ed := range rw.editors {
+		if ed.changed {
+			ed.sec.entries = nil
+		}
+	}
 	for key, ed := range rw.editors {
 		if !ed.changed {
 			continue
