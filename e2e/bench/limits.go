@@ -14,13 +14,13 @@ import (
 )
 
 // The chart gives the webhook's container a 128Mi memory limit. serve
-// reads it from its own cgroup and sets GOMEMLIMIT to 80% of it. The
+// reads it from its own cgroup and sets GOMEMLIMIT to 70% of it. The
 // bench reproduces that with a real cgroup when this machine lets it
 // (root, a memory controller it can write), or else with GOMEMLIMIT set
 // to what serve would have computed.
 const (
 	chartMemoryLimit = 128 << 20
-	chartGOMEMLIMIT  = "102MiB"
+	chartGOMEMLIMIT  = "89MiB"
 )
 
 // memCgroup is a cgroup of this machine holding the server under the

@@ -93,7 +93,7 @@ func main() {
 	flag.BoolVar(&c.load, "load", true, "run the admission load and footprint measurements")
 	flag.BoolVar(&c.budget, "budget", true, "run the AWS call budget measurements")
 	flag.StringVar(&c.out, "o", "", "also write the report to this file")
-	flag.BoolVar(&c.cgroup, "cgroup", true, "run serve under the chart's 128Mi limit in a real cgroup (needs root); false, or when none can be made: with GOMEMLIMIT=102MiB, what serve sets itself under that limit")
+	flag.BoolVar(&c.cgroup, "cgroup", true, "run serve under the chart's 128Mi limit in a real cgroup (needs root); false, or when none can be made: with GOMEMLIMIT=89MiB, what serve sets itself under that limit")
 	flag.Parse()
 
 	ctrllog.SetLogger(logr.Discard()) // envtest's chatter

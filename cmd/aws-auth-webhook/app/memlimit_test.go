@@ -24,13 +24,13 @@ func keepMemoryLimit(t *testing.T) {
 	debug.SetMemoryLimit(math.MaxInt64)
 }
 
-func TestMemoryLimitIs80PercentOfTheContainers(t *testing.T) {
+func TestMemoryLimitIs70PercentOfTheContainers(t *testing.T) {
 	keepMemoryLimit(t)
 	ml, err := setMemoryLimit(memlimit.Limit(128 << 20)) // the chart's 128Mi
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := int64(107374182) // 80% of 128Mi: 102.4 MiB, rounded down
+	want := int64(93952409) // 70% of 128Mi: 89.6 MiB, rounded down
 	if ml.Bytes != want || ml.Container != 128<<20 || ml.Source != "cgroup" {
 		t.Fatalf("got %+v, want %d bytes from the cgroup's %d", ml, want, 128<<20)
 	}
