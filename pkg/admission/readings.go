@@ -26,10 +26,11 @@ type readings struct {
 }
 
 // DefaultReadingBytes bounds the readings kept (as the readings estimate
-// themselves; the heap they hold is up to twice that): the items of the
-// largest key the engine reads item by item (2,000 different items) and
-// of its edits, inside the chart's 128 Mi.
-const DefaultReadingBytes = 12 << 20
+// themselves; the heap they hold is up to twice that): every item of an
+// aws-auth of a few hundred entries, its stored and edited versions, many
+// times over. It stays held while an aws-auth near the 1 MiB limit is read
+// whole, inside the chart's 128 Mi, so it is kept small.
+const DefaultReadingBytes = 4 << 20
 
 // ReadingStats counts the item readings found in memory and made.
 type ReadingStats struct {
