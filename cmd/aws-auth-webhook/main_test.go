@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/awsauth"
 	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/awsemu"
 )
 
@@ -268,6 +270,33 @@ func TestLintInputErrors(t *testing.T) {
 	}
 	if r := runCLI(t, nil, input, "lint", "-f", "-", "-o", "xml"); r.code != 2 {
 		t.Errorf("-o xml: exit %d", r.code)
+	}
+}
+
+// TestLintTextIsBounded: lint lists the first findings of each severity,
+// each line bounded, then how many more there are; -o json lists them all.
+func TestLintTextIsBounded(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: aws-auth\n  namespace: kube-system\ndata:\n  mapRoles: |\n")
+	b.WriteString(strings.Repeat("    -\n", 5000))
+	r := runCLI(t, nil, b.String(), "lint", "-f", "-")
+	lines := strings.Split(strings.TrimSuffix(r.stdout, "\n"), "\n")
+	if r.code != 1 || len(lines) != awsauth.MaxListedFindings+1 {
+		t.Fatalf("exit %d, %d lines", r.code, len(lines))
+	}
+	for i, l := range lines[:awsauth.MaxListedFindings] {
+		want := fmt.Sprintf("error: mapRoles[%d], line %d (line %d of mapRoles): entry %d is empty", i, i+8, i+1, i)
+		if !strings.HasPrefix(l, want) || len(l) > len("error: ")+awsauth.MaxFindingBytes {
+			t.Errorf("line %d: %q, want it to start %q", i, l, want)
+		}
+	}
+	if want := "error: ... and 4900 more error(s); `aws-auth-webhook lint -o json` lists them all"; lines[awsauth.MaxListedFindings] != want {
+		t.Errorf("last line %q, want %q", lines[awsauth.MaxListedFindings], want)
+	}
+	var all []awsauth.Finding
+	r = runCLI(t, nil, b.String(), "lint", "-f", "-", "-o", "json")
+	if err := json.Unmarshal([]byte(r.stdout), &all); err != nil || len(all) != 5000 {
+		t.Errorf("-o json: %v, %d findings", err, len(all))
 	}
 }
 

@@ -72,7 +72,7 @@ func TestLoadSmoke(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		res := load(ctx, hc, p.url(), w, 2, 2, time.Second)
+		res := load(ctx, hc, p.url(), w, 2, 2, time.Second, nil)
 		if res.mutate.Requests == 0 || res.validate.Requests == 0 || res.mutate.Errors != 0 {
 			t.Fatalf("%s: %d mutate, %d validate requests, %d errors (%s)", target.name, res.mutate.Requests, res.validate.Requests, res.mutate.Errors, res.mutate.FirstErr)
 		}
@@ -85,8 +85,8 @@ func TestLoadSmoke(t *testing.T) {
 			t.Errorf("the table lacks %q", col)
 		}
 	}
-	if st := h.MemoStats(); st.Hits == 0 {
-		t.Errorf("the validating webhook never found the mutated object in the memo: %+v", st)
+	if st := h.ReadingStats(); st.Hits == 0 {
+		t.Errorf("the webhook never found an item's reading in memory: %+v", st)
 	}
 }
 

@@ -72,13 +72,56 @@ func newClient(caPEM []byte, concurrency int) (*http.Client, error) {
 var edits atomic.Int64
 
 // pairResult is one run: the /mutate and the /validate latencies.
-type pairResult struct{ mutate, validate loadResult }
+type pairResult struct {
+	mutate, validate loadResult
+	cpu              time.Duration // the server's CPU time over the measured part, when measured
+}
+
+// both is every request of the run, /mutate and /validate together.
+func (r pairResult) both() loadResult {
+	all := loadResult{Requests: r.mutate.Requests + r.validate.Requests, Errors: r.mutate.Errors + r.validate.Errors,
+		FirstErr: r.mutate.FirstErr, Elapsed: r.mutate.Elapsed}
+	all.lat = append(append(all.lat, r.mutate.lat...), r.validate.lat...)
+	slices.Sort(all.lat)
+	return all
+}
+
+// merge pools the samples of several runs of one scenario (the rounds).
+func merge(runs []pairResult) pairResult {
+	var m pairResult
+	for _, r := range runs {
+		for _, p := range []struct{ into, from *loadResult }{{&m.mutate, &r.mutate}, {&m.validate, &r.validate}} {
+			p.into.Requests += p.from.Requests
+			p.into.Errors += p.from.Errors
+			p.into.Elapsed += p.from.Elapsed
+			if p.into.FirstErr == "" {
+				p.into.FirstErr = p.from.FirstErr
+			}
+			p.into.lat = append(p.into.lat, p.from.lat...)
+		}
+		m.cpu += r.cpu
+	}
+	slices.Sort(m.mutate.lat)
+	slices.Sort(m.validate.lat)
+	return m
+}
+
+// cpuPerRequest is the server's CPU time per admission request.
+func (r pairResult) cpuPerRequest() time.Duration {
+	n := r.mutate.Requests + r.validate.Requests + r.mutate.Errors
+	if n == 0 {
+		return 0
+	}
+	return r.cpu / time.Duration(n)
+}
 
 // load plays the apiserver for concurrency concurrent editors, each
 // sending an edit to /mutate and then what it became to /validate, until
 // duration has passed (after warmup edits that are not measured). Every
-// answer must be an AdmissionReview that allows the request.
-func load(ctx context.Context, client *http.Client, base string, w *workload, concurrency, warmup int, duration time.Duration) pairResult {
+// answer must be an AdmissionReview that allows the request. measure, if
+// not nil, is called when the measured part starts, and what it returns
+// when it ends (to read the server's CPU time over exactly that part).
+func load(ctx context.Context, client *http.Client, base string, w *workload, concurrency, warmup int, duration time.Duration, measure func() func()) pairResult {
 	send := func(path string, body []byte) (time.Duration, error) {
 		start := time.Now()
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+path+"?timeout=10s", bytes.NewReader(body))
@@ -154,6 +197,10 @@ func load(ctx context.Context, client *http.Client, base string, w *workload, co
 	wg.Wait()
 
 	workers := make([]*worker, concurrency)
+	var done func()
+	if measure != nil {
+		done = measure()
+	}
 	start := time.Now()
 	until := start.Add(duration)
 	for i := range workers {
@@ -166,6 +213,9 @@ func load(ctx context.Context, client *http.Client, base string, w *workload, co
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	if done != nil {
+		done()
+	}
 	var res pairResult
 	for _, wk := range workers {
 		res.mutate.lat = append(res.mutate.lat, wk.m...)

@@ -14,13 +14,25 @@
 //     once, for 10, 300 and 3,000 SSO roles;
 //   - EKS calls per access-entries pass over 500 mapped principals: first
 //     sync, warm, after one edit (accessentries.go);
-//   - footprint: resident memory idle and under load, time to ready.
+//   - footprint: resident memory idle and under load, time to ready;
+//   - hostile shapes: ~1 MiB aws-auth documents of odd shapes, each sent to
+//     /mutate and /validate (hostile_phase.go);
+//   - first, a summary: the figures of issue 11 (latency and server CPU
+//     per request next to the floor, peak RSS under the chart's 128Mi limit
+//     and without one, idle RSS with 2,500 SSO roles cached) with their
+//     targets.
+//
+// serve runs under the chart's memory limit in a real cgroup when it can
+// (root), and the load generator is pinned to one CPU (limits.go); the
+// report says which.
 //
 // Usage (from the repository root, after make build):
 //
 //	KUBEBUILDER_ASSETS=$(e2e/tools/install.sh all) go run ./e2e/bench [--duration 5s] [--rounds 2]
 //
-// `bench noop --port N --cert-dir DIR` is the baseline server itself.
+// `bench noop --port N --cert-dir DIR` is the baseline server itself;
+// `bench exec [--cgroup DIR] [--cpus LIST] -- BIN ARGS` starts a server in
+// a cgroup and on every CPU.
 package main
 
 import (
@@ -49,10 +61,15 @@ type config struct {
 	load     bool
 	budget   bool
 	out      string
-	memLimit string
+	cgroup   bool
 }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "exec" {
+		err := execWrapped(os.Args[2:]) // returns only on failure
+		fmt.Fprintln(os.Stderr, "bench exec:", err)
+		os.Exit(1)
+	}
 	if len(os.Args) > 1 && os.Args[1] == "noop" {
 		fs := flag.NewFlagSet("noop", flag.ExitOnError)
 		port := fs.Int("port", 9443, "HTTPS port")
@@ -76,7 +93,7 @@ func main() {
 	flag.BoolVar(&c.load, "load", true, "run the admission load and footprint measurements")
 	flag.BoolVar(&c.budget, "budget", true, "run the AWS call budget measurements")
 	flag.StringVar(&c.out, "o", "", "also write the report to this file")
-	flag.StringVar(&c.memLimit, "gomemlimit", "102MiB", "GOMEMLIMIT for serve in the load runs: serve sets 80% of its container's memory limit itself, so 102MiB is what it runs with under the chart's 128Mi; empty: none")
+	flag.BoolVar(&c.cgroup, "cgroup", true, "run serve under the chart's 128Mi limit in a real cgroup (needs root); false, or when none can be made: with GOMEMLIMIT=89MiB, what serve sets itself under that limit")
 	flag.Parse()
 
 	ctrllog.SetLogger(logr.Discard()) // envtest's chatter
@@ -126,11 +143,13 @@ func run(ctx context.Context, c config, rep *report) error {
 	}
 	defer cp.stop()
 	if c.load {
+		say("admission load: serve and the no-op floor side by side (about %s)", 2*time.Duration(c.rounds)*(3*c.duration+3*2*c.duration)+3*2*c.duration+90*time.Second)
 		if err := admissionLoad(ctx, c, cp, bin, work, rep); err != nil {
 			return err
 		}
 	}
 	if c.budget {
+		say("AWS call budget: 10, 300 and 3,000 SSO roles")
 		if err := callBudget(ctx, cp, bin, work, rep); err != nil {
 			return err
 		}
@@ -143,6 +162,7 @@ func run(ctx context.Context, c config, rep *report) error {
 
 // engineBenchmarks runs the engine's Go benchmarks and tabulates them.
 func engineBenchmarks(ctx context.Context, rep *report) error {
+	say("engine benchmarks: go test -bench ./pkg/awsauth/ (a minute or two)")
 	cmd := exec.CommandContext(ctx, "go", "test", "-run", "^$", "-bench", ".", "-benchmem", "-benchtime", "2s", "./pkg/awsauth/")
 	cmd.Stderr = os.Stderr
 	out, err := cmd.Output()

@@ -107,14 +107,30 @@ type proc struct {
 	once    sync.Once
 }
 
-// start execs bin with args and env (added to ours) and waits until it is
-// ready: /readyz answers 200, or, without a health address, the port
-// accepts TLS.
-func start(name, bin string, args, env []string, port int, health, logDir string) (*proc, error) {
+// limits is how a server is started: env added to ours, and the flags of
+// `bench exec` (a cgroup to start in, the CPUs to run on), if any.
+type limits struct {
+	env  []string
+	wrap []string
+}
+
+// start execs bin with args and lim and waits until it is ready: /readyz
+// answers 200, or, without a health address, the port accepts TLS.
+func start(name, bin string, args []string, lim limits, port int, health, logDir string) (*proc, error) {
 	p := &proc{name: name, port: port, health: health, exited: make(chan struct{}), logPath: filepath.Join(logDir, name+".log")}
 	logf, err := os.Create(p.logPath)
 	if err != nil {
 		return nil, err
+	}
+	env := lim.env
+	if len(lim.wrap) > 0 {
+		self, err := os.Executable()
+		if err != nil {
+			logf.Close()
+			return nil, err
+		}
+		args = append(append(append([]string{"exec"}, lim.wrap...), "--", bin), args...)
+		bin = self
 	}
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Env = append(os.Environ(), env...)
@@ -182,6 +198,35 @@ func (p *proc) stop() {
 			<-p.exited
 		}
 	})
+}
+
+// cpu is the CPU time (user + system) the process has used so far, from
+// /proc/<pid>/stat (utime, stime: in clock ticks, 100 a second on Linux).
+func (p *proc) cpu() time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	// The fields after the command name, which is in parentheses and may
+	// hold spaces: state is field 3, utime 14, stime 15.
+	_, rest, _ := strings.Cut(string(b), ") ")
+	f := strings.Fields(rest)
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * (time.Second / 100)
+}
+
+// alive tells whether the process is still running.
+func (p *proc) alive() bool {
+	select {
+	case <-p.exited:
+		return false
+	default:
+		return true
+	}
 }
 
 // memory reads VmRSS and VmHWM (peak) of the process, in bytes.

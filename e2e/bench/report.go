@@ -59,13 +59,17 @@ func (t *table) String() string {
 
 // report is everything measured, in order.
 type report struct {
-	header string
-	tables []*table
+	header  string
+	summary *table // first, when there is one
+	tables  []*table
 }
 
 func (r *report) String() string {
 	var b strings.Builder
 	b.WriteString(r.header)
+	if r.summary != nil {
+		b.WriteString(r.summary.String())
+	}
 	for _, t := range r.tables {
 		b.WriteString(t.String())
 	}

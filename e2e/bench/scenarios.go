@@ -96,7 +96,7 @@ func startEmulator(roles int) (*awsemu.Server, error) {
 
 // startServe runs `aws-auth-webhook serve` against cp and emu with a fresh
 // certificate; it returns once /readyz answers.
-func startServe(bin, name, work string, cp *controlPlane, emu *awsemu.Server, moreEnv []string, extra ...string) (*proc, []byte, error) {
+func startServe(bin, name, work string, cp *controlPlane, emu *awsemu.Server, lim limits, extra ...string) (*proc, []byte, error) {
 	certDir, err := os.MkdirTemp(work, "certs-")
 	if err != nil {
 		return nil, nil, err
@@ -126,134 +126,13 @@ func startServe(bin, name, work string, cp *controlPlane, emu *awsemu.Server, mo
 		env = append(env, k+"="+v)
 	}
 	env = append(env, "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null", "AWS_PROFILE=", "KUBECONFIG=")
-	env = append(env, moreEnv...)
-	p, err := start(name, bin, args, env, port, health, work)
+	lim.env = append(env, lim.env...)
+	p, err := start(name, bin, args, lim, port, health, work)
 	if err != nil {
 		return nil, nil, err
 	}
 	p.metrics = metrics
 	return p, ca, nil
-}
-
-// admissionLoad measures serve and the baseline side by side, and serve's
-// footprint.
-func admissionLoad(ctx context.Context, c config, cp *controlPlane, bin, work string, rep *report) error {
-	big, _ := document(-1, 4000)
-	emu, err := startEmulator(usedPS(big) + extraPS)
-	if err != nil {
-		return err
-	}
-	defer emu.Close()
-	awsCfg, err := emu.AWSConfig(ctx)
-	if err != nil {
-		return err
-	}
-	resolver := awsidentity.New(awsCfg, awsidentity.Options{})
-	w100, err := buildWorkload(ctx, "e100", 100, resolver)
-	if err != nil {
-		return err
-	}
-	w1M, err := buildWorkload(ctx, "e1m", -1, resolver)
-	if err != nil {
-		return err
-	}
-
-	var env []string
-	if c.memLimit != "" {
-		env = append(env, "GOMEMLIMIT="+c.memLimit)
-	}
-	serve, ca, err := startServe(bin, "serve", work, cp, emu, env, "--resync-interval=1h")
-	if err != nil {
-		return err
-	}
-	defer serve.stop()
-	self, err := os.Executable()
-	if err != nil {
-		return err
-	}
-	noopPort, err := freePort()
-	if err != nil {
-		return err
-	}
-	// The same certificate as serve's.
-	noop, err := start("noop", self, []string{"noop", fmt.Sprintf("--port=%d", noopPort), "--cert-dir=" + serveCertDir(serve)}, nil, noopPort, "", work)
-	if err != nil {
-		return err
-	}
-	defer noop.stop()
-	time.Sleep(3 * time.Second) // settle: the warm-up listing, the first resync pass, GC
-	idle, _ := serve.memory()
-
-	title := "Footprint of serve (VmRSS / VmHWM from /proc)"
-	if c.memLimit != "" {
-		title += fmt.Sprintf("; serve ran with GOMEMLIMIT=%s, which it sets itself in a container with the chart's 128Mi limit", c.memLimit)
-	}
-	fp := &table{title: title, head: []string{"what", "value"}}
-	fp.add("start to ready (exec → /readyz 200, certificate present)", serve.ready.Round(time.Millisecond).String())
-	fp.add("resident memory, idle after start", mib(idle))
-
-	lt := loadTable(c.duration)
-	rt := &table{title: "Ours relative to the baseline (same run, same requests)",
-		head: []string{"document", "conc", "round", "path", "p50 ours/base", "p99 ours/base"}}
-	type scenario struct {
-		w    *workload
-		conc int
-	}
-	var scenarios []scenario
-	for _, n := range []int{1, 16, 64} {
-		scenarios = append(scenarios, scenario{w100, n})
-	}
-	for _, n := range []int{1, 4, 16} {
-		scenarios = append(scenarios, scenario{w1M, n})
-	}
-	for round := 1; round <= c.rounds; round++ {
-		for _, sc := range scenarios {
-			docName := fmt.Sprintf("%d entries (%s)", sc.w.entries, kib(sc.w.bytes))
-			targets := []*proc{noop, serve}
-			if round%2 == 0 {
-				targets = []*proc{serve, noop}
-			}
-			results := map[string]pairResult{}
-			for _, target := range targets {
-				hc, err := newClient(ca, sc.conc)
-				if err != nil {
-					return err
-				}
-				dur, warm := c.duration, 2*sc.conc
-				if sc.w == w1M {
-					dur, warm = 2*c.duration, sc.conc
-				}
-				peakFn := target.sampleRSS()
-				res := load(ctx, hc, target.url(), sc.w, sc.conc, warm, dur)
-				peak := peakFn()
-				hc.CloseIdleConnections()
-				if ctx.Err() != nil {
-					return ctx.Err()
-				}
-				server := "baseline"
-				if target == serve {
-					server = "aws-auth-webhook"
-				}
-				results[server] = res
-				addLoadRows(lt, docName, sc.conc, round, server, res, peak)
-				if target == serve && sc.w == w1M && sc.conc == 4 {
-					fp.add(fmt.Sprintf("peak resident memory, ~1 MiB document at concurrency 4 (round %d)", round), mib(peak))
-				}
-			}
-			ours, base := results["aws-auth-webhook"], results["baseline"]
-			for _, pr := range []struct {
-				path string
-				o, b loadResult
-			}{{"/mutate", ours.mutate, base.mutate}, {"/validate", ours.validate, base.validate}} {
-				rt.add(docName, strconv.Itoa(sc.conc), strconv.Itoa(round), pr.path, ratio(pr.o.Pct(50), pr.b.Pct(50)), ratio(pr.o.Pct(99), pr.b.Pct(99)))
-			}
-		}
-	}
-	after, peakAll := serve.memory()
-	fp.add("resident memory after the load runs", mib(after))
-	fp.add("peak resident memory over the last run (VmHWM)", mib(peakAll))
-	rep.tables = append(rep.tables, lt, rt, fp)
-	return nil
 }
 
 // addLoadRows adds a run's /mutate and /validate rows to lt.
@@ -339,7 +218,7 @@ func budgetFor(ctx context.Context, cp *controlPlane, bin, work string, roles in
 
 	// Cold start and warm admissions (no resync pass during them).
 	emu.ResetCalls()
-	serve, ca, err := startServe(bin, fmt.Sprintf("serve-budget-%d", roles), work, cp, emu, nil, "--resync-interval=1h")
+	serve, ca, err := startServe(bin, fmt.Sprintf("serve-budget-%d", roles), work, cp, emu, limits{}, "--resync-interval=1h")
 	if err != nil {
 		return err
 	}
@@ -380,7 +259,7 @@ func budgetFor(ctx context.Context, cp *controlPlane, bin, work string, roles in
 	serve.stop()
 
 	// Resync passes.
-	serve, _, err = startServe(bin, fmt.Sprintf("serve-resync-%d", roles), work, cp, emu, nil, "--resync-interval=2s")
+	serve, _, err = startServe(bin, fmt.Sprintf("serve-resync-%d", roles), work, cp, emu, limits{}, "--resync-interval=2s")
 	if err != nil {
 		return err
 	}

@@ -24,6 +24,7 @@ import (
 
 	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/audit"
 	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/awsauth"
+	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/textcap"
 )
 
 // Config says which object the handlers guard and how.
@@ -56,10 +57,9 @@ type Handlers struct {
 	resolver awsauth.Resolver
 	auditor  *audit.Auditor
 	log      logr.Logger
-	// memo remembers the engine's answers about documents seen recently:
-	// the stored object (oldObject) recurs in every request, and the
-	// validating webhook is sent what the mutating one produced.
-	memo *awsauth.Memo
+	// readings remembers how items of aws-auth read, so that the engine
+	// reads again only what an edit changed (see readings).
+	readings *readings
 	// work bounds the bytes of aws-auth data being worked on (see
 	// Config.MaxInFlightBytes).
 	work *semaphore.Weighted
@@ -71,11 +71,11 @@ func New(cfg Config, resolver awsauth.Resolver, auditor *audit.Auditor, log logr
 		cfg.MaxInFlightBytes = DefaultMaxInFlightBytes
 	}
 	return &Handlers{cfg: cfg, resolver: resolver, auditor: auditor, log: log,
-		memo: awsauth.NewMemo(0, 0), work: semaphore.NewWeighted(cfg.MaxInFlightBytes)}
+		readings: newReadings(DefaultReadingBytes), work: semaphore.NewWeighted(cfg.MaxInFlightBytes)}
 }
 
-// MemoStats reports how often the engine's answers came from memory.
-func (h *Handlers) MemoStats() awsauth.MemoStats { return h.memo.Stats() }
+// ReadingStats reports how often item readings came from memory.
+func (h *Handlers) ReadingStats() ReadingStats { return h.readings.Stats() }
 
 // acquire waits until the request's data may be worked on; release undoes
 // it. It fails only when the request ends (the apiserver gave up) first.
@@ -192,33 +192,76 @@ func (h *Handlers) mutate(ctx context.Context, req admission.Request) admission.
 func (h *Handlers) restoredNodeRoles(ctx context.Context, r *request, res *awsauth.Result) []string {
 	var restored []string
 	if r.Operation == admissionv1.Update && r.old != nil && len(res.AddedNodeRoles) > 0 {
-		old := h.memo.Load(r.old.Data)
+		old := awsauth.LoadAsAuthenticatorCached(r.old.Data, h.readings)
 		for _, role := range res.AddedNodeRoles {
 			if ms, _ := old.Match(role); len(ms) > 0 {
 				restored = append(restored, role)
 			}
 		}
 	}
-	var out []string
+	var shown awsauth.Findings
 	for _, f := range res.Findings.Warnings() {
 		if f.Reason == "NodeRoleAdded" && slices.ContainsFunc(restored, func(role string) bool { return strings.HasSuffix(f.Entry, " "+role) }) {
 			continue
 		}
-		out = append(out, "aws-auth: "+f.String())
+		shown = append(shown, f)
 	}
 	if len(restored) == 0 {
-		return out
+		return warnings(len(shown), func(i int) string { return shown[i].String() }, 0)
 	}
 	msg := fmt.Sprintf("this edit removed the node-role entry for %s; it was added back (username %s, groups %s): the webhook keeps every node role it is configured with mapped, or nodes could not join. To retire a node role, remove it from the webhook's --node-role-arn first",
 		strings.Join(restored, " and "), awsauth.NodeUsername, strings.Join(awsauth.NodeGroups, ", "))
 	h.record(ctx, r, audit.ActionRepaired, "NodeRoleRestored", msg, restored)
-	return append(out, "aws-auth: "+msg)
+	last := textcap.Clip(warningPrefix+msg, awsauth.MaxFindingBytes)
+	return append(warnings(len(shown), func(i int) string { return shown[i].String() }, len(last)), last)
+}
+
+// Bounds on what a response carries (see awsauth.MaxListedFindings).
+const (
+	// MaxMessageBytes bounds a denial message: kubectl prints it whole.
+	MaxMessageBytes = 32 << 10
+	// MaxWarningBytes bounds a response's warnings in all. It is the
+	// apiserver's own budget (4096 characters): past it, the apiserver
+	// cuts every warning to 256 characters and drops the rest, and the
+	// line saying how many more there are with them.
+	MaxWarningBytes = 4096
+)
+
+const warningPrefix = "aws-auth: "
+
+// warnings renders the first of n warnings (item(i), each prefixed
+// "aws-auth: ") that fit in MaxWarningBytes less reserved bytes, and a last
+// one saying how many were left out.
+func warnings(n int, item func(i int) string, reserved int) []string {
+	trailer := len(warningPrefix) + len(awsauth.More(n, "warning"))
+	out, omitted := textcap.List(n, func(i int) string { return warningPrefix + item(i) },
+		awsauth.MaxListedFindings, awsauth.MaxFindingBytes, 0, MaxWarningBytes-reserved-trailer)
+	if more := awsauth.More(omitted, "warning"); more != "" {
+		out = append(out, warningPrefix+more)
+	}
+	return out
+}
+
+// denial is the message of a rejection for errs: a head line, then the
+// first findings, one "- " line each, and how many more there are, in at
+// most MaxMessageBytes. lines are the finding lines, for the audit record.
+func denial(head string, errs awsauth.Findings) (msg string, lines []string) {
+	const bullet = "\n- "
+	// Room for the last line, sized for the largest count it can say.
+	reserve := len(awsauth.More(len(errs), "problem"))
+	lines, omitted := errs.List(awsauth.MaxListedFindings, len(bullet), MaxMessageBytes-len(head)-2*len(bullet)-reserve)
+	if more := awsauth.More(omitted, "problem"); more != "" {
+		lines = append(lines, more)
+	}
+	return head + bullet + strings.Join(lines, bullet), lines
 }
 
 // render runs the engine on the request's object; on rejection it returns
 // the (audited) denial.
 func (h *Handlers) render(ctx context.Context, r *request, nodeRoles []string) (*awsauth.Result, admission.Response, bool) {
-	res, err := h.memo.Render(ctx, r.obj.Data, h.resolver, renderOptions(r, nodeRoles))
+	opts := renderOptions(r, nodeRoles)
+	opts.Cache = h.readings
+	res, err := awsauth.Render(ctx, r.obj.Data, h.resolver, opts)
 	return h.judge(ctx, r, res, err)
 }
 
@@ -239,15 +282,15 @@ func (h *Handlers) judge(ctx context.Context, r *request, res *awsauth.Result, e
 		return nil, admission.Errored(http.StatusInternalServerError, err), false
 	case res.Findings.HasErrors():
 		errs := res.Findings.Errors()
-		msg := fmt.Sprintf("aws-auth was not changed: %d problem(s) would drop or break mappings:\n- %s",
-			len(errs), strings.Join(errs.Strings(), "\n- "))
-		return nil, h.deny(ctx, r, errs[0].Reason, msg, errs.Strings()), false
+		msg, lines := denial(fmt.Sprintf("aws-auth was not changed: %d problem(s) would drop or break mappings:", len(errs)), errs)
+		return nil, h.deny(ctx, r, errs[0].Reason, msg, lines), false
 	}
 	return res, admission.Response{}, true
 }
 
 // deny audits a rejection (unless it is a dry run) and returns it.
 func (h *Handlers) deny(ctx context.Context, r *request, reason, msg string, entries []string) admission.Response {
+	msg = textcap.Clip(msg, MaxMessageBytes) // the guard's messages quote mappings, which may be long
 	h.record(ctx, r, audit.ActionRejected, reason, msg, entries)
 	return admission.Denied(msg)
 }

@@ -50,7 +50,7 @@ type fixture struct {
 	emu *awsemu.Server
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	emu := awsemu.New(awsemu.Config{AccountID: "111122223333", Roles: []awsemu.Role{
 		awsemu.SSORole("Admin", "0123456789abcdef", "eu-west-1"),
@@ -342,78 +342,38 @@ func TestLargeEditsWaitTheirTurn(t *testing.T) {
 	}
 }
 
-// TestOldObjectReadOnce: the stored object (oldObject) is the same in every
-// request; after the first, its mappings come from memory, and so does the
-// judgement of the object the mutating webhook produced.
-func TestOldObjectReadOnce(t *testing.T) {
+// TestItemsReadOnce: from one request to the next, the engine reads only
+// the items an edit changed. The validating webhook is sent what the
+// mutating one produced, with the stored object: it reads no item at all.
+func TestItemsReadOnce(t *testing.T) {
 	f := newFixture(t)
 	old := configMap("kube-system", "aws-auth", map[string]string{"mapRoles": baseRoles})
 	ctx := context.Background()
 	for i := range 3 {
 		data := map[string]string{"mapRoles": baseRoles + fmt.Sprintf("- permissionset: ReadOnly\n  username: ro-%d\n", i)}
+		before := f.h.ReadingStats()
 		resp := f.h.Mutator().Handle(ctx, review(admissionv1.Update, configMap("kube-system", "aws-auth", data), old, asUser("alice", adminARN)))
 		if !resp.Allowed {
 			t.Fatalf("mutate %d: %+v", i, resp.Result)
+		}
+		afterMutate := f.h.ReadingStats()
+		// The new item as written and as resolved; the first time, every
+		// item of the stored text too.
+		if read := afterMutate.Misses - before.Misses; i > 0 && read != 2 {
+			t.Fatalf("mutate %d read %d items; want 2 (the new entry, as written and as resolved)", i, read)
 		}
 		res, err := awsauth.Render(ctx, data, f.h.resolver, awsauth.Options{NodeRoleARNs: []string{nodeARN}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		before := f.h.MemoStats()
 		resp = f.h.Validator().Handle(ctx, review(admissionv1.Update, configMap("kube-system", "aws-auth", res.Data), old, asUser("alice", adminARN)))
 		if !resp.Allowed {
 			t.Fatalf("validate %d: %+v", i, resp.Result)
 		}
-		after := f.h.MemoStats()
-		// The mutated object, and (after the first request) the old one.
-		want := uint64(1)
-		if i > 0 {
-			want = 2
+		after := f.h.ReadingStats()
+		if after.Misses != afterMutate.Misses || after.Hits == afterMutate.Hits {
+			t.Fatalf("validate %d: readings %+v -> %+v; want hits and no item read", i, afterMutate, after)
 		}
-		if after.Hits-before.Hits != want || i > 0 && after.Misses != before.Misses {
-			t.Fatalf("request %d: memo %+v -> %+v, want %d hits and no miss", i, before, after, want)
-		}
-	}
-}
-
-// TestValidateFromMemoryDoesNotWait: a validation whose answers are both in
-// memory (the object the mutating webhook just produced, and the stored
-// object) does no engine work, so it is answered even while edits of a
-// large aws-auth hold the whole budget; one that must be computed waits.
-func TestValidateFromMemoryDoesNotWait(t *testing.T) {
-	f := newFixture(t)
-	f.h = New(Config{Namespace: "kube-system", Name: "aws-auth", NodeRoleARNs: []string{nodeARN}, MaxInFlightBytes: 64},
-		f.h.resolver, f.h.auditor, logr.Discard())
-	ctx := context.Background()
-	old := configMap("kube-system", "aws-auth", map[string]string{"mapRoles": baseRoles})
-	edited := map[string]string{"mapRoles": baseRoles + "- permissionset: ReadOnly\n  username: ro\n"}
-	if resp := f.h.Mutator().Handle(ctx, review(admissionv1.Update, configMap("kube-system", "aws-auth", edited), old, asUser("alice", adminARN))); !resp.Allowed {
-		t.Fatalf("mutate: %+v", resp.Result)
-	}
-	mutated, err := awsauth.Render(ctx, edited, f.h.resolver, awsauth.Options{NodeRoleARNs: []string{nodeARN}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	stored := review(admissionv1.Update, configMap("kube-system", "aws-auth", mutated.Data), old, asUser("alice", adminARN))
-	if resp := f.h.Validator().Handle(ctx, stored); !resp.Allowed {
-		t.Fatalf("first validate: %+v", resp.Result)
-	}
-
-	// Another edit holds the whole budget; the requests below have ended.
-	if err := f.h.work.Acquire(ctx, 64); err != nil {
-		t.Fatal(err)
-	}
-	defer f.h.work.Release(64)
-	ended, cancel := context.WithCancel(ctx)
-	cancel()
-	if resp := f.h.Validator().Handle(ended, stored); !resp.Allowed {
-		t.Fatalf("validate from memory while busy: %+v", resp.Result)
-	}
-	// An object never seen must be computed: it waits its turn and, its
-	// request having ended, is refused as busy.
-	unseen := review(admissionv1.Update, configMap("kube-system", "aws-auth", map[string]string{"mapRoles": baseRoles + "- rolearn: arn:aws:iam::111122223333:role/other\n  username: other\n"}), old, asUser("alice", adminARN))
-	if resp := f.h.Validator().Handle(ended, unseen); resp.Allowed || resp.Result == nil || resp.Result.Code != 503 {
-		t.Fatalf("validate of an object never seen, while busy: want 503 busy, got %+v", resp.Result)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/audit"
 	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/awsauth"
 	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/iamarn"
+	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/textcap"
 )
 
 // The groups a node role must keep.
@@ -32,41 +33,24 @@ func (h *Handlers) validate(ctx context.Context, req admission.Request) admissio
 	if r.obj == nil {
 		return admission.Allowed("")
 	}
-	// The object is usually what the mutating handler just produced and
-	// the old object what is stored: both answers are then in memory, and
-	// recalling them is no engine work, so only a request that must be
-	// computed waits its turn behind edits of a large aws-auth.
+	release, busy := h.acquire(ctx, r)
+	if busy != nil {
+		return *busy
+	}
+	defer release()
 	// The stored object is judged as the authenticator loads it, not as
 	// the engine would: one the engine refuses (a second document, a
 	// !!binary value, ...) still maps people, and they stay protected.
 	checkOld := req.Operation == admissionv1.Update && r.old != nil
 	var old *awsauth.Loaded
 	if checkOld {
-		old, _ = h.memo.RecallLoad(r.old.Data)
-	}
-	recalled, fromMemory := h.memo.RecallRender(ctx, r.obj.Data, h.resolver, renderOptions(r, nil))
-	if !fromMemory || (checkOld && old == nil) {
-		release, busy := h.acquire(ctx, r)
-		if busy != nil {
-			return *busy
-		}
-		defer release()
-	}
-	if checkOld && old == nil {
-		old = h.memo.Load(r.old.Data)
+		old = awsauth.LoadAsAuthenticatorCached(r.old.Data, h.readings)
 	}
 	// Judge the object as it will be stored: the mutating handler has
 	// already resolved it, so rendering must change nothing. If it would,
 	// the mutation did not happen (or another webhook undid it), and the
 	// authenticator would load fewer mappings than were written.
-	var res *awsauth.Result
-	var resp admission.Response
-	var ok bool
-	if fromMemory {
-		res, resp, ok = h.judge(ctx, r, recalled, nil)
-	} else {
-		res, resp, ok = h.render(ctx, r, nil)
-	}
+	res, resp, ok := h.render(ctx, r, nil)
 	if !ok {
 		return resp
 	}
@@ -78,7 +62,7 @@ func (h *Handlers) validate(ctx context.Context, req admission.Request) admissio
 		// installed a moment ago. The authenticator loads it as written
 		// and the resync loop writes the new ARN; refusing the edit would
 		// only fail a legitimate write for the timing of a refresh.
-		stale = staleSuffixes(h.memo.Lint(r.obj.Data, awsauth.Options{}), res)
+		stale = staleSuffixes(awsauth.LintWithOptions(r.obj.Data, awsauth.Options{Cache: h.readings}), res)
 	}
 	if len(res.Changed) > 0 && stale == nil {
 		return h.deny(ctx, r, "NotResolved", fmt.Sprintf("aws-auth was not changed: %s still hold(s) unresolved entries (permissionset without its rolearn, $ACCOUNTID, or a role ARN with a path), so the authenticator would not load them as written. Fix: make sure the aws-auth-webhook mutating webhook is registered, then retry the edit",
@@ -95,7 +79,7 @@ func (h *Handlers) validate(ctx context.Context, req admission.Request) admissio
 			return h.guard(ctx, r, reason, msg)
 		}
 	}
-	return admission.Allowed("").WithWarnings(stale...)
+	return admission.Allowed("").WithWarnings(warnings(len(stale), func(i int) string { return stale[i] }, 0)...)
 }
 
 // staleSuffixes returns a warning for each entry the engine would still
@@ -125,7 +109,7 @@ func staleSuffixes(written, res *awsauth.Result) []string {
 		if ps, _, ok := iamarn.ParseSSORoleName(role.Name); !ok || ps != was.PermissionSet {
 			return nil
 		}
-		out = append(out, fmt.Sprintf("aws-auth: %s[%d] (permissionset %s): IAM Identity Center gave the permission set a new role (%s) while this edit was admitted; %s was kept and the resync loop will write the new ARN",
+		out = append(out, fmt.Sprintf("%s[%d] (permissionset %s): IAM Identity Center gave the permission set a new role (%s) while this edit was admitted; %s was kept and the resync loop will write the new ARN",
 			awsauth.KeyMapRoles, was.Index, was.PermissionSet, now.ARN, was.ARN))
 	}
 	if len(out) == 0 {
@@ -140,7 +124,7 @@ func (h *Handlers) guard(ctx context.Context, r *request, reason, msg string) ad
 	if group := h.breakGlassGroup(r.UserInfo.Groups); group != "" {
 		note := fmt.Sprintf("break-glass: the lockout guard was bypassed through group %q (%s)", group, msg)
 		h.record(ctx, r, audit.ActionBreakGlass, reason, note, nil)
-		return admission.Allowed("").WithWarnings("aws-auth: " + note)
+		return admission.Allowed("").WithWarnings(textcap.Clip(warningPrefix+note, MaxWarningBytes))
 	}
 	return h.deny(ctx, r, reason, "aws-auth was not changed: "+msg, nil)
 }
@@ -224,6 +208,7 @@ func lockoutSelf(r *request, old, now *awsauth.Loaded) (reason, msg string) {
 // system:node:{{EC2PrivateDNSName}}. A role ARN written with a path never
 // matched a node, so it protects nothing.
 func lockoutNodeRoles(old, now *awsauth.Loaded) (reason, msg string) {
+	nowMatch := now.Matcher() // indexed once: old may hold thousands of node roles
 	for _, w := range old.Roles {
 		if w.SSO || !hasAll(w.Groups, nodeGroups) {
 			continue
@@ -232,7 +217,7 @@ func lockoutNodeRoles(old, now *awsauth.Loaded) (reason, msg string) {
 		if err != nil || role.Path != "/" {
 			continue
 		}
-		is, _ := now.Match(role.Canonical())
+		is, _ := nowMatch.Match(role.Canonical())
 		entry := fmt.Sprintf("the node-role mapping mapRoles[%d] (%s)", w.Index, w.ARN)
 		what := ""
 		switch {

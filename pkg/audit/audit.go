@@ -7,8 +7,9 @@
 //   - a Kubernetes Event (events.k8s.io/v1) regarding the ConfigMap, so
 //     `kubectl describe configmap aws-auth -n kube-system` and `kubectl
 //     events` show it next to the object;
-//   - one structured log line with the requester, the full message and every
-//     entry (the Event note is capped at 1 KiB; the log line is not);
+//   - one structured log line with the requester, the message and the
+//     entries (the Event note is capped at 1 KiB; the log line at
+//     MaxEntries entries of MaxFieldBytes, a message of MaxMessageBytes);
 //   - an increment of aws_auth_webhook_audit_events_total{action,reason}.
 //
 // A Record carries no credentials or tokens, and none may be added: the
@@ -29,6 +30,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
+
+	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/textcap"
 )
 
 // Action is what happened.
@@ -78,8 +81,23 @@ const (
 	MaxReasonBytes = 128
 )
 
-// TruncationMarker ends a note that had to be cut to MaxNoteBytes.
-const TruncationMarker = " …[truncated: the full record is in the webhook log]"
+// TruncationMarker ends a note that had to be cut to MaxNoteBytes, after
+// the number of bytes cut: " …[812 bytes cut: the record is in the
+// webhook log]".
+const TruncationMarker = " bytes cut: the record is in the webhook log]"
+
+// Bounds on a record's log line: a hostile aws-auth draws a finding per
+// entry, and each may quote a long value. What is cut says so.
+const (
+	// MaxEntries is how many entries a record keeps; a last one says how
+	// many more there were.
+	MaxEntries = 100
+	// MaxFieldBytes bounds each entry and the requester.
+	MaxFieldBytes = 1 << 10
+	// MaxMessageBytes bounds the message (the admission denial is bounded
+	// the same).
+	MaxMessageBytes = 32 << 10
+)
 
 // Record is one audited fact.
 type Record struct {
@@ -151,6 +169,7 @@ func (a *Auditor) Record(ctx context.Context, r Record) {
 	if a == nil {
 		return
 	}
+	r = bounded(r)
 	reason := EventReason(r.Reason, r.Action)
 	a.events.WithLabelValues(string(r.Action), reason).Inc()
 
@@ -253,6 +272,9 @@ func Note(r Record) string {
 		b.WriteString(r.Message)
 	}
 	for _, e := range r.Entries {
+		if b.Len() > MaxNoteBytes {
+			break // cut below; looking further costs without showing more
+		}
 		if e == "" || strings.Contains(r.Message, e) {
 			continue // the admission messages already list their findings
 		}
@@ -262,17 +284,36 @@ func Note(r Record) string {
 	return truncate(b.String(), MaxNoteBytes)
 }
 
-// truncate cuts s to at most max bytes, ending in TruncationMarker when cut,
-// without splitting a UTF-8 sequence.
+// bounded returns r within the log line's bounds: at most MaxEntries
+// entries (the last saying how many more there were), each and the
+// requester cut to MaxFieldBytes, the message to MaxMessageBytes.
+func bounded(r Record) Record {
+	entries, omitted := textcap.List(len(r.Entries), func(i int) string { return r.Entries[i] },
+		MaxEntries, MaxFieldBytes, 0, MaxEntries*MaxFieldBytes)
+	if omitted > 0 {
+		entries = append(entries, fmt.Sprintf("... and %d more entries", omitted))
+	}
+	if r.Entries != nil && entries == nil {
+		entries = []string{}
+	}
+	r.Entries = entries
+	r.Requester = textcap.Clip(r.Requester, MaxFieldBytes)
+	r.Message = textcap.Clip(r.Message, MaxMessageBytes)
+	return r
+}
+
+// truncate cuts s to at most max bytes, without splitting a UTF-8
+// sequence, ending in " …[N" and TruncationMarker when cut.
 func truncate(s string, max int) string {
 	if len(s) <= max {
 		return s
 	}
-	cut := max - len(TruncationMarker)
+	// Sized for the largest count; the count written is never longer.
+	cut := max - len(fmt.Sprintf(" …[%d%s", len(s), TruncationMarker))
 	for cut > 0 && !utf8.RuneStart(s[cut]) {
 		cut--
 	}
-	return s[:cut] + TruncationMarker
+	return fmt.Sprintf("%s …[%d%s", s[:cut], len(s)-cut, TruncationMarker)
 }
 
 func entriesOrEmpty(e []string) []string {

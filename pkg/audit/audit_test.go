@@ -287,3 +287,47 @@ func TestNilAuditor(t *testing.T) {
 	var a *Auditor
 	a.Record(context.Background(), Record{Action: ActionRejected}) // must not panic
 }
+
+// TestRecordBounded: a rejection of a hostile aws-auth (tens of thousands
+// of findings, each quoting a long value) logs a bounded line and a note
+// within the API's limit, both saying what they left out.
+func TestRecordBounded(t *testing.T) {
+	rec := &fakeRecorder{}
+	sink := &logSink{}
+	a := New(rec, sink.logger(t), nil)
+	var entries []string
+	for i := range 50000 {
+		entries = append(entries, fmt.Sprintf("mapRoles[%d]: %s", i, strings.Repeat("é", 2000)))
+	}
+	a.Record(context.Background(), Record{Action: ActionRejected, Reason: "InvalidARN", Operation: "UPDATE",
+		Requester: strings.Repeat("r", 5000), Object: awsAuth, Entries: entries, Message: strings.Repeat("m", 1<<20)})
+
+	if len(sink.lines) != 1 {
+		t.Fatalf("%d log lines", len(sink.lines))
+	}
+	line := sink.lines[0]
+	logged, _ := line["entries"].([]any)
+	if len(logged) != MaxEntries+1 {
+		t.Fatalf("%d entries logged, want %d and one saying how many more", len(logged), MaxEntries)
+	}
+	for i, e := range logged[:MaxEntries] {
+		s := e.(string)
+		if len(s) > MaxFieldBytes || !utf8.ValidString(s) || !strings.HasPrefix(s, fmt.Sprintf("mapRoles[%d]: é", i)) || !strings.HasSuffix(s, "bytes cut]") {
+			t.Fatalf("entry %d: %d bytes, starts %.20q, ends %q", i, len(s), s, s[len(s)-20:])
+		}
+	}
+	if last := logged[MaxEntries].(string); last != "... and 49900 more entries" {
+		t.Errorf("last entry %q", last)
+	}
+	msg := line["message"].(string)
+	if len(msg) > MaxMessageBytes || !strings.HasSuffix(msg, fmt.Sprintf(" …[%d bytes cut]", 1<<20-(MaxMessageBytes-len(" …[1048576 bytes cut]")))) {
+		t.Errorf("message: %d bytes, ends %q", len(msg), msg[len(msg)-30:])
+	}
+	if r := line["requester"].(string); len(r) > MaxFieldBytes || !strings.HasSuffix(r, "bytes cut]") {
+		t.Errorf("requester: %d bytes", len(r))
+	}
+	note := rec.events[0].note
+	if len(note) > MaxNoteBytes || !strings.HasSuffix(note, TruncationMarker) {
+		t.Errorf("note: %d bytes, ends %q", len(note), note[len(note)-60:])
+	}
+}

@@ -130,6 +130,25 @@ func BenchmarkRender(b *testing.B) {
 				}
 			}
 		})
+		// As the webhook runs it: the stored document's items were read
+		// before, and each edit is new (one item read as written, one as
+		// resolved).
+		b.Run(benchName(n, count)+"/cached", func(b *testing.B) {
+			cache := newMapCache()
+			cached := opts
+			cached.Cache = cache
+			if _, err := Render(ctx, data, benchResolver{}, cached); err != nil {
+				b.Fatal(err)
+			}
+			b.SetBytes(int64(len(data[KeyMapRoles])))
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if _, err := Render(ctx, benchEdit(data, i), benchResolver{}, cached); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 

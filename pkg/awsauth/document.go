@@ -51,6 +51,13 @@ type section struct {
 	broken bool
 	// findings are what parseSection reported.
 	findings Findings
+	// reading is how the section was read; the text as edited is read
+	// back the same way.
+	reading reading
+	// perItem is set when the section was read item by item: its tree is
+	// then assembled from the items' trees and has no comments outside
+	// them, so it is never encoded as the text of the section.
+	perItem bool
 }
 
 // entry is one item of mapRoles or mapUsers.
@@ -112,8 +119,7 @@ func jsonString(raw []byte) (string, bool) {
 // []string; ok is false when it is not a list of strings (a list with
 // other items decodes partly, as encoding/json leaves it).
 func jsonStrings(raw []byte) ([]string, bool) {
-	var items []json.RawMessage
-	if json.Unmarshal(raw, &items) == nil && items != nil {
+	if items, err := jsonArray(raw); err == nil && items != nil {
 		out := make([]string, len(items))
 		all := true
 		for i, it := range items {
@@ -239,16 +245,14 @@ func errorLine(err error) int {
 	return 0
 }
 
-// parseSection reads one data key. Structural problems become findings and
-// mark the section broken.
-func parseSection(key, text string) (*section, Findings) {
-	s := &section{key: key, text: text}
+// parseSection reads one data key, in steps: the text rules; the YAML tree
+// and the authenticator's reading — item by item where that is provably
+// the same (reading.go), else of the whole text; then each entry.
+// Structural problems become findings and mark the section broken.
+func parseSection(key, text string, rd reading) (*section, Findings) {
+	s := &section{key: key, text: text, reading: rd}
 	if isSkippable(text) {
 		return s, nil
-	}
-	fail := func(line int, reason, msg, hint string) (*section, Findings) {
-		s.broken = true
-		return s, Findings{{Severity: SeverityError, Key: key, Line: line, Reason: reason, Message: msg, Hint: hint}}
 	}
 	// Characters read differently, or refused, are judged on the text
 	// before anything is parsed: the parse would be of something else.
@@ -256,16 +260,57 @@ func parseSection(key, text string) (*section, Findings) {
 		s.broken = true
 		return s, fs
 	}
+	if key != KeyMapAccounts && !rd.whole {
+		if spans, readings, ok := readSpans(text, rd.cache); ok {
+			// The list, where its first "-" is, as goyaml.v3 places it;
+			// its items are copies of the items' trees, moved to their
+			// lines, made as the entries are read.
+			seq := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq", Content: make([]*yaml.Node, 0, len(spans))}
+			seq.Line, seq.Column = firstDash(spans[0].text)
+			s.doc, s.seq, s.perItem = &yaml.Node{Kind: yaml.DocumentNode, Content: []*yaml.Node{seq}}, seq, true
+			return s, s.readEntries(len(spans), func(i int) (*yaml.Node, json.RawMessage) {
+				n := shiftedCopy(readings[i].node, spans[i].line-1)
+				seq.Content = append(seq.Content, n)
+				return n, readings[i].json
+			})
+		}
+	}
+	if fs, done := s.readTree(); done {
+		return s, fs
+	}
+	if fs := s.checkBinary(); len(fs) > 0 {
+		return s, fs
+	}
+	if key == KeyMapAccounts {
+		return s, s.readAccounts()
+	}
+	views, fs := s.readAsAuthenticator()
+	if fs != nil {
+		return s, fs
+	}
+	return s, s.readEntries(len(views), func(i int) (*yaml.Node, json.RawMessage) { return s.seq.Content[i], views[i] })
+}
 
-	dec := yaml.NewDecoder(strings.NewReader(text))
+// fail marks the section broken with one finding.
+func (s *section) fail(line int, reason, msg, hint string) Findings {
+	s.broken = true
+	return Findings{{Severity: SeverityError, Key: s.key, Line: line, Reason: reason, Message: msg, Hint: hint}}
+}
+
+// readTree reads the whole text as goyaml.v3 and keeps its top-level list
+// in s.seq. done is true when there is nothing more to read: the text is
+// not one YAML document holding a list (findings say why) or holds no list
+// at all (only comments, or null).
+func (s *section) readTree() (fs Findings, done bool) {
+	dec := yaml.NewDecoder(strings.NewReader(s.text))
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {
 		if errors.Is(err, io.EOF) {
-			return s, readsAsNothing(s) // only comments
+			return readsAsNothing(s), true // only comments
 		}
-		return fail(errorLine(err), "MalformedYAML",
-			fmt.Sprintf("%s is not valid YAML (%s); the authenticator would drop every mapping in it.", key, yamlReason(err)),
-			"fix the YAML at that line: check indentation, a missing '-', or an unquoted ': '")
+		return s.fail(errorLine(err), "MalformedYAML",
+			fmt.Sprintf("%s is not valid YAML (%s); the authenticator would drop every mapping in it.", s.key, yamlReason(err)),
+			"fix the YAML at that line: check indentation, a missing '-', or an unquoted ': '"), true
 	}
 	var next yaml.Node
 	if err := dec.Decode(&next); err == nil || !errors.Is(err, io.EOF) {
@@ -275,151 +320,187 @@ func parseSection(key, text string) (*section, Findings) {
 		}
 		if err != nil || !isEmptyDocument(&next) {
 			s.broken = true
-			return s, Findings{multipleDocuments(key, text, line)}
+			return Findings{multipleDocuments(s.key, s.text, line)}, true
 		}
 	}
-
 	s.doc = &doc
 	root := documentRoot(&doc)
 	if root == nil {
-		return s, readsAsNothing(s) // only comments, or null
+		return readsAsNothing(s), true // only comments, or null
 	}
 	if root.Kind != yaml.SequenceNode {
 		want := "a list of mappings (each item starting with '- ')"
-		if key == KeyMapAccounts {
+		if s.key == KeyMapAccounts {
 			want = "a list of 12-digit account IDs"
 		}
-		return fail(root.Line, "NotAList", fmt.Sprintf("%s is not %s.", key, want),
-			"write each entry as a list item starting with '- '")
+		return s.fail(root.Line, "NotAList", fmt.Sprintf("%s is not %s.", s.key, want),
+			"write each entry as a list item starting with '- '"), true
 	}
 	s.seq = root
+	return nil, false
+}
 
-	// !!binary hides a value from everyone who reads aws-auth: the
-	// authenticator decodes the base64, people see only the base64.
+// checkBinary refuses !!binary: it hides a value from everyone who reads
+// aws-auth (the authenticator decodes the base64, people see only base64).
+func (s *section) checkBinary() Findings {
 	var findings Findings
-	for i, item := range root.Content {
+	for i, item := range s.seq.Content {
 		if n := findTag(item, "!!binary"); n != nil {
-			findings = append(findings, Finding{Severity: SeverityError, Key: key, Index: intp(i), Line: n.Line, Reason: "YAMLTag",
+			findings = append(findings, Finding{Severity: SeverityError, Key: s.key, Index: intp(i), Line: n.Line, Reason: "YAMLTag",
 				Message: fmt.Sprintf("entry %d holds a base64-encoded value (!!binary): the authenticator decodes it, but nobody reading aws-auth can see what it maps.", i),
 				Hint:    "write the value as plain text, without the !!binary tag"})
 		}
 	}
 	if len(findings) > 0 {
 		s.broken = true
-		return s, findings
 	}
+	return findings
+}
 
-	if key == KeyMapAccounts {
-		// The authenticator decodes mapAccounts with goyaml.v2 into []string.
-		if err := yamlv2.Unmarshal([]byte(text), &s.accounts); err != nil {
-			return fail(errorLine(err), "ReadDifferently",
-				fmt.Sprintf("the authenticator cannot read mapAccounts (%s): it would load no account from it.", yamlReason(err)),
-				"write mapAccounts as a list of quoted 12-digit account IDs")
-		}
-		return s, nil
+// readAccounts decodes mapAccounts as the authenticator does: goyaml.v2
+// into []string.
+func (s *section) readAccounts() Findings {
+	if err := yamlv2.Unmarshal([]byte(s.text), &s.accounts); err != nil {
+		return s.fail(errorLine(err), "ReadDifferently",
+			fmt.Sprintf("the authenticator cannot read mapAccounts (%s): it would load no account from it.", yamlReason(err)),
+			"write mapAccounts as a list of quoted 12-digit account IDs")
 	}
+	return nil
+}
 
-	// The authenticator converts YAML to JSON with YAML 1.1 rules.
-	js, err := sigsyaml.YAMLToJSON([]byte(text))
+// readAsAuthenticator converts the whole text to JSON with YAML 1.1 rules,
+// as the authenticator does, and cuts it into one value per item.
+func (s *section) readAsAuthenticator() ([]json.RawMessage, Findings) {
+	js, err := sigsyaml.YAMLToJSON([]byte(s.text))
 	if err != nil {
-		if f, ok := unconvertibleNumber(key, root); ok {
+		if f, ok := unconvertibleNumber(s.key, s.seq); ok {
 			s.broken = true
-			return s, Findings{f}
+			return nil, Findings{f}
 		}
-		return fail(errorLine(err), "ReadDifferently",
-			fmt.Sprintf("the authenticator cannot read %s (%s); it would drop every mapping in it.", key, yamlReason(err)),
+		return nil, s.fail(errorLine(err), "ReadDifferently",
+			fmt.Sprintf("the authenticator cannot read %s (%s); it would drop every mapping in it.", s.key, yamlReason(err)),
 			"simplify the YAML: plain lists of mappings, no anchors or tags")
 	}
 	items, err := jsonArray(js)
-	if err != nil || len(items) != len(root.Content) {
-		return fail(root.Line, "ReadDifferently",
-			fmt.Sprintf("the authenticator reads %s differently from how it is written (%d entries written, %d read).", key, len(root.Content), len(items)),
+	if err != nil || len(items) != len(s.seq.Content) {
+		return nil, s.fail(s.seq.Line, "ReadDifferently",
+			fmt.Sprintf("the authenticator reads %s differently from how it is written (%d entries written, %d read).", s.key, len(s.seq.Content), len(items)),
 			"simplify the YAML: plain lists of mappings, no anchors, aliases or merge keys")
 	}
+	return items, nil
+}
 
-	for i, item := range root.Content {
-		e := &entry{key: key, index: i, node: item,
-			keyNodes: map[string]*yaml.Node{}, valueNodes: map[string]*yaml.Node{},
-			view: map[string]json.RawMessage{}, written: map[string][]string{}}
+// readEntries builds each of the n entries from its tree and its reading
+// by the authenticator (item(i)). A section whose entries already hold
+// MaxFindings problems is not read further: it is refused whatever the
+// rest holds, and reading on costs memory and time in proportion to a
+// hostile document, for findings nobody will read.
+func (s *section) readEntries(n int, item func(i int) (*yaml.Node, json.RawMessage)) Findings {
+	var findings Findings
+	s.entries = make([]*entry, 0, n)
+	for i := range n {
+		if len(findings) >= MaxFindings {
+			s.broken = true
+			return append(findings, Finding{Severity: SeverityError, Key: s.key, Index: intp(i), Line: s.entries[i-1].node.Line, Reason: "TooManyProblems",
+				Message: fmt.Sprintf("%s holds at least %d problems in its first %d of %d entries; the rest was not checked.", s.key, len(findings), i, n),
+				Hint:    "fix the problems listed, then save again"})
+		}
+		node, view := item(i)
+		e := &entry{key: s.key, index: i, node: node}
 		s.entries = append(s.entries, e)
-		if item.Kind == yaml.AliasNode {
-			item = item.Alias
-		}
+		findings = append(findings, e.read(view)...)
+	}
+	return findings
+}
+
+// read fills the entry in from its tree and its JSON view, and returns what
+// is wrong with its shape.
+func (e *entry) read(view json.RawMessage) Findings {
+	key, i, item := e.key, e.index, e.node
+	if item.Kind == yaml.AliasNode {
+		item = item.Alias
+	}
+	switch {
+	case item.Kind == yaml.ScalarNode && item.ShortTag() == "!!null":
+		return Findings{{Severity: SeverityError, Key: key, Index: intp(i), Line: item.Line,
+			Reason: "EmptyEntry", Message: fmt.Sprintf("entry %d is empty: the authenticator skips it (an entry needs a %s) and reports %s as broken.", i, arnField(key), key),
+			Hint: "remove the empty '- ' line or fill the entry in"}}
+	case item.Kind != yaml.MappingNode:
+		return Findings{{Severity: SeverityError, Key: key, Index: intp(i), Line: item.Line,
+			Reason: "NotAMapping", Message: fmt.Sprintf("entry %d is not a mapping of key: value lines: the authenticator cannot read it as an entry, skips it and reports %s as broken.", i, key),
+			Hint: "write the entry as 'key: value' lines under its '- '"}}
+	}
+	e.isMapping = true
+	// Maps are made only for what an entry holds: a hostile list of 200,000
+	// empty mappings would otherwise cost a quarter of a GiB.
+	if len(item.Content) > 0 {
+		e.keyNodes, e.valueNodes = map[string]*yaml.Node{}, map[string]*yaml.Node{}
+	}
+	var findings Findings
+	for j := 0; j+1 < len(item.Content); j += 2 {
+		kn, vn := item.Content[j], item.Content[j+1]
+		k := foldKey(kn.Value)
 		switch {
-		case item.Kind == yaml.ScalarNode && item.ShortTag() == "!!null":
-			findings = append(findings, Finding{Severity: SeverityError, Key: key, Index: intp(i), Line: item.Line,
-				Reason: "EmptyEntry", Message: fmt.Sprintf("entry %d is empty: the authenticator skips it (an entry needs a %s) and reports %s as broken.", i, arnField(key), key),
-				Hint: "remove the empty '- ' line or fill the entry in"})
+		case kn.ShortTag() == "!!merge":
+			// The authenticator merges the fields in, but every check,
+			// message and edit here is about the entry as written: a
+			// merged permissionset or path could not be resolved in
+			// place, and would change every entry sharing the anchor.
+			findings = append(findings, Finding{Severity: SeverityError, Key: key, Index: intp(i), Line: kn.Line, Reason: "MergeKey",
+				Message: fmt.Sprintf("entry %d takes fields from elsewhere through a YAML merge key (<<); the webhook checks and edits each entry where it is written and cannot vouch for merged fields.", i),
+				Hint:    "write the fields out in the entry itself instead of '<<: *anchor'"})
 			continue
-		case item.Kind != yaml.MappingNode:
-			findings = append(findings, Finding{Severity: SeverityError, Key: key, Index: intp(i), Line: item.Line,
-				Reason: "NotAMapping", Message: fmt.Sprintf("entry %d is not a mapping of key: value lines: the authenticator cannot read it as an entry, skips it and reports %s as broken.", i, key),
-				Hint: "write the entry as 'key: value' lines under its '- '"})
+		case kn.Kind != yaml.ScalarNode:
 			continue
 		}
-		e.isMapping = true
-		first := len(findings)
-		for j := 0; j+1 < len(item.Content); j += 2 {
-			kn, vn := item.Content[j], item.Content[j+1]
-			k := foldKey(kn.Value)
-			switch {
-			case kn.ShortTag() == "!!merge":
-				// The authenticator merges the fields in, but every check,
-				// message and edit here is about the entry as written: a
-				// merged permissionset or path could not be resolved in
-				// place, and would change every entry sharing the anchor.
-				findings = append(findings, Finding{Severity: SeverityError, Key: key, Index: intp(i), Line: kn.Line, Reason: "MergeKey",
-					Message: fmt.Sprintf("entry %d takes fields from elsewhere through a YAML merge key (<<); the webhook checks and edits each entry where it is written and cannot vouch for merged fields.", i),
-					Hint:    "write the fields out in the entry itself instead of '<<: *anchor'"})
-				continue
-			case kn.Kind != yaml.ScalarNode:
-				continue
+		if prev, seen := e.keyNodes[k]; seen {
+			if prev.Value == kn.Value { // other spellings: DuplicateField in validation
+				findings = append(findings, repeatedKey(key, i, prev, kn))
 			}
-			if prev, seen := e.keyNodes[k]; seen {
-				if prev.Value == kn.Value { // other spellings: DuplicateField in validation
-					findings = append(findings, repeatedKey(key, i, prev, kn))
-				}
-				continue
-			}
-			e.keyNodes[k], e.valueNodes[k] = kn, vn
-			if vn.Kind == yaml.AliasNode && (k == fieldRoleARN || k == fieldUserARN || k == fieldPermissionSet) {
-				// These are the values the webhook rewrites in place; an
-				// alias cannot be rewritten for this entry alone.
-				findings = append(findings, Finding{Severity: SeverityError, Key: key, Index: intp(i), Field: k, Line: vn.Line, Reason: "YAMLAlias",
-					Message: fmt.Sprintf("%s is a YAML alias (*%s); the webhook resolves and rewrites %s where it is written, so it must be written out.", kn.Value, vn.Value, k),
-					Hint:    fmt.Sprintf("write the value of %s out instead of *%s", kn.Value, vn.Value)})
-			}
+			continue
 		}
-		obj, err := jsonObject(items[i])
-		if err != nil {
-			continue // not an object: reported above through the v3 kind check
-		}
-		// In the order encoding/json applies them (the JSON has its keys
-		// sorted): a later spelling of a field wins, unless it is null,
-		// which leaves a string field alone.
-		keys := make([]string, 0, len(obj))
-		for k := range obj {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			lk := foldKey(k)
-			if _, set := e.view[lk]; !set || string(obj[k]) != "null" {
-				e.view[lk] = obj[k]
-			}
-			e.written[lk] = append(e.written[lk], k)
-		}
-		e.strs = make(map[string]string, len(e.view))
-		for k, raw := range e.view {
-			if v, ok := jsonString(raw); ok {
-				e.strs[k] = v
-			}
-		}
-		for j := first; j < len(findings); j++ {
-			findings[j].Entry = e.label()
+		e.keyNodes[k], e.valueNodes[k] = kn, vn
+		if vn.Kind == yaml.AliasNode && (k == fieldRoleARN || k == fieldUserARN || k == fieldPermissionSet) {
+			// These are the values the webhook rewrites in place; an
+			// alias cannot be rewritten for this entry alone.
+			findings = append(findings, Finding{Severity: SeverityError, Key: key, Index: intp(i), Field: k, Line: vn.Line, Reason: "YAMLAlias",
+				Message: fmt.Sprintf("%s is a YAML alias (*%s); the webhook resolves and rewrites %s where it is written, so it must be written out.", kn.Value, vn.Value, k),
+				Hint:    fmt.Sprintf("write the value of %s out instead of *%s", kn.Value, vn.Value)})
 		}
 	}
-	return s, findings
+	obj, err := jsonObject(view)
+	if err != nil {
+		return findings // not an object: reported above through the v3 kind check
+	}
+	// In the order encoding/json applies them (the JSON has its keys
+	// sorted): a later spelling of a field wins, unless it is null, which
+	// leaves a string field alone.
+	if len(obj) == 0 {
+		return findings
+	}
+	e.view, e.written = make(map[string]json.RawMessage, len(obj)), make(map[string][]string, len(obj))
+	keys := make([]string, 0, len(obj))
+	for k := range obj {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		lk := foldKey(k)
+		if _, set := e.view[lk]; !set || string(obj[k]) != "null" {
+			e.view[lk] = obj[k]
+		}
+		e.written[lk] = append(e.written[lk], k)
+	}
+	e.strs = make(map[string]string, len(e.view))
+	for k, raw := range e.view {
+		if v, ok := jsonString(raw); ok {
+			e.strs[k] = v
+		}
+	}
+	for j := range findings {
+		findings[j].Entry = e.label()
+	}
+	return findings
 }
 
 // yamlReason is a YAML parser error without its "yaml: line N:" prefix:

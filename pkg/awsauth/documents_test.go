@@ -22,6 +22,7 @@ import (
 
 	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/charcheck"
 	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/manifest"
+	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/splice"
 )
 
 // The differential at the document level: where the authenticator (and
@@ -212,7 +213,7 @@ func manifestOf(r *rand.Rand, data map[string]string) string {
 }
 
 func yamlKey(k string) string {
-	if plainSafe.MatchString(k) {
+	if plain, _ := splice.QuoteLike(0, k, false); plain == k {
 		return k
 	}
 	q, _ := json.Marshal(k)

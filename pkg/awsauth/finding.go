@@ -3,6 +3,19 @@ package awsauth
 import (
 	"fmt"
 	"strings"
+
+	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/textcap"
+)
+
+// Bounds on findings where they are shown. A hostile aws-auth draws a
+// finding per entry (half a million empty entries fit in 1 MiB), and a
+// finding may quote a value of up to a MiB; what people are shown, and what
+// is logged, lists the first findings and says how many more there are.
+const (
+	// MaxListedFindings is how many findings a message lists.
+	MaxListedFindings = 100
+	// MaxFindingBytes is the longest line one finding is shown as.
+	MaxFindingBytes = 1 << 10
 )
 
 // Severity says whether a finding rejects the object or is only shown.
@@ -117,4 +130,26 @@ func (fs Findings) Strings() []string {
 		out[i] = f.String()
 	}
 	return out
+}
+
+// MaxFindings bounds the findings the engine keeps from each reading of a
+// section and from validation: a hostile aws-auth of 1 MiB could otherwise
+// hold half a million, each costing memory to keep and time to show.
+const MaxFindings = 1000
+
+// List renders the first findings one line each, as String does, at most
+// max of them, each cut to MaxFindingBytes, their bytes (with a separator
+// of sep bytes between them) at most budget in all; omitted is how many
+// were left out. Only the findings listed are rendered.
+func (fs Findings) List(max, sep, budget int) (lines []string, omitted int) {
+	return textcap.List(len(fs), func(i int) string { return fs[i].String() }, max, MaxFindingBytes, sep, budget)
+}
+
+// More is the line that ends a list with omitted findings left out ("" when
+// none were): "... and 49900 more problem(s)", and where to see them.
+func More(omitted int, noun string) string {
+	if omitted <= 0 {
+		return ""
+	}
+	return fmt.Sprintf("... and %d more %s(s); `aws-auth-webhook lint -o json` lists them all", omitted, noun)
 }

@@ -96,6 +96,18 @@ func (m *authRoleMapping) validate() error {
 // LoadAsAuthenticator returns what aws-iam-authenticator loads from data.
 // The differential test holds it to the authenticator's own ParseMap.
 func LoadAsAuthenticator(data map[string]string) *Loaded {
+	return LoadAsAuthenticatorCached(data, nil)
+}
+
+// LoadAsAuthenticatorCached is LoadAsAuthenticator reading mapRoles and
+// mapUsers item by item through cache, where that is exact (reading.go).
+// Without a cache it reads each key whole: that is one reading, where item
+// by item would be two (the items' trees are read too).
+func LoadAsAuthenticatorCached(data map[string]string, cache ItemCache) *Loaded {
+	return load(data, reading{cache: cache, whole: cache == nil})
+}
+
+func load(data map[string]string, rd reading) *Loaded {
 	l := &Loaded{Errors: map[string]error{}}
 	fail := func(key string, err error) {
 		if l.Errors[key] == nil {
@@ -103,38 +115,30 @@ func LoadAsAuthenticator(data map[string]string) *Loaded {
 		}
 	}
 	if text, ok := data[KeyMapUsers]; ok && !isSkippable(text) {
-		var raw []authUserMapping
-		if js, err := utilyaml.ToJSON([]byte(text)); err != nil {
+		raw, err := decodeKey[authUserMapping](text, rd)
+		if err != nil {
 			fail(KeyMapUsers, err)
-		} else {
-			if err := json.Unmarshal(js, &raw); err != nil {
-				fail(KeyMapUsers, err)
+		}
+		for i, m := range raw {
+			if m.UserARN == "" {
+				fail(KeyMapUsers, fmt.Errorf("value for userarn must be supplied"))
+				continue
 			}
-			for i, m := range raw {
-				if m.UserARN == "" {
-					fail(KeyMapUsers, fmt.Errorf("value for userarn must be supplied"))
-					continue
-				}
-				l.Users = append(l.Users, LoadedMapping{Index: i, ARN: m.UserARN, Username: m.Username, Groups: m.Groups})
-			}
+			l.Users = append(l.Users, LoadedMapping{Index: i, ARN: m.UserARN, Username: m.Username, Groups: m.Groups})
 		}
 	}
 	if text, ok := data[KeyMapRoles]; ok && !isSkippable(text) {
-		var raw []authRoleMapping
-		if js, err := utilyaml.ToJSON([]byte(text)); err != nil {
+		raw, err := decodeKey[authRoleMapping](text, rd)
+		if err != nil {
 			fail(KeyMapRoles, err)
-		} else {
-			if err := json.Unmarshal(js, &raw); err != nil {
+		}
+		for i, m := range raw {
+			if err := m.validate(); err != nil {
 				fail(KeyMapRoles, err)
+				continue
 			}
-			for i, m := range raw {
-				if err := m.validate(); err != nil {
-					fail(KeyMapRoles, err)
-					continue
-				}
-				ps, _ := jsonString(m.PermissionSet)
-				l.Roles = append(l.Roles, LoadedMapping{Index: i, ARN: m.RoleARN, SSO: m.SSO != nil, Username: m.Username, Groups: m.Groups, PermissionSet: ps})
-			}
+			ps, _ := jsonString(m.PermissionSet)
+			l.Roles = append(l.Roles, LoadedMapping{Index: i, ARN: m.RoleARN, SSO: m.SSO != nil, Username: m.Username, Groups: m.Groups, PermissionSet: ps})
 		}
 	}
 	if text, ok := data[KeyMapAccounts]; ok && !isSkippable(text) {
@@ -145,6 +149,35 @@ func LoadAsAuthenticator(data map[string]string) *Loaded {
 	return l
 }
 
+// decodeKey decodes a key as the authenticator does: YAML to JSON, then
+// encoding/json into []T, keeping what decoded before an error. Unless
+// told to read whole, it reads item by item where that is exact; an item that
+// does not decode sends the key to the whole decode, whose error is the
+// authenticator's.
+func decodeKey[T any](text string, rd reading) ([]T, error) {
+	if !rd.whole {
+		if views, ok := itemViews(text, rd.cache); ok {
+			out := make([]T, len(views))
+			for i, v := range views {
+				if json.Unmarshal(v, &out[i]) != nil {
+					out = nil
+					break
+				}
+			}
+			if out != nil {
+				return out, nil
+			}
+		}
+	}
+	js, err := utilyaml.ToJSON([]byte(text))
+	if err != nil {
+		return nil, err
+	}
+	var raw []T
+	err = json.Unmarshal(js, &raw)
+	return raw, err
+}
+
 // Match returns the mappings the authenticator may pick for a caller, given
 // the caller's canonical ARN (iamarn.Canonicalize), and the data key they
 // are in. Like its MapStore: role mappings are kept by lowercased ARN (of
@@ -153,8 +186,29 @@ func LoadAsAuthenticator(data map[string]string) *Loaded {
 // lowercased canonical ARN, roles before users, and when several mappings
 // match, which one the authenticator uses is not defined.
 func (l *Loaded) Match(canonicalARN string) ([]LoadedMapping, string) {
-	subject := strings.ToLower(canonicalARN)
-	for _, set := range []struct {
+	return l.Matcher().Match(canonicalARN)
+}
+
+// Matcher answers Match for many callers against one Loaded: it indexes
+// the mappings once, where each Match would read them all again (the
+// lockout guard asks once per node role, and a hostile aws-auth has tens of
+// thousands).
+type Matcher struct {
+	sets [2]matchSet
+}
+
+type matchSet struct {
+	key string
+	// byFold holds, by the ARN folded as strings.EqualFold compares it
+	// (foldKey), the mappings the authenticator keeps, in the order of
+	// their keys' first appearance.
+	byFold map[string][]LoadedMapping
+}
+
+// Matcher indexes l for Match.
+func (l *Loaded) Matcher() *Matcher {
+	x := &Matcher{}
+	for i, set := range []struct {
 		key      string
 		mappings []LoadedMapping
 		keyOf    func(LoadedMapping) string
@@ -174,14 +228,23 @@ func (l *Loaded) Match(canonicalARN string) ([]LoadedMapping, string) {
 			}
 			kept[k] = m
 		}
-		var out []LoadedMapping
+		byFold := make(map[string][]LoadedMapping, len(order))
 		for _, k := range order {
-			if m := kept[k]; strings.EqualFold(m.ARN, subject) {
-				out = append(out, m)
-			}
+			m := kept[k]
+			f := foldKey(m.ARN)
+			byFold[f] = append(byFold[f], m)
 		}
-		if len(out) > 0 {
-			return out, set.key
+		x.sets[i] = matchSet{key: set.key, byFold: byFold}
+	}
+	return x
+}
+
+// Match is Loaded.Match.
+func (x *Matcher) Match(canonicalARN string) ([]LoadedMapping, string) {
+	subject := foldKey(strings.ToLower(canonicalARN))
+	for _, set := range x.sets {
+		if out := set.byFold[subject]; len(out) > 0 {
+			return slices.Clone(out), set.key
 		}
 	}
 	return nil, ""

@@ -5,6 +5,7 @@ import (
 	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/iamarn"
 
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -23,6 +24,10 @@ type Options struct {
 	KeepUnresolved bool
 	// ExtraBytes counts toward the ConfigMap size limit (its binaryData).
 	ExtraBytes int
+	// Cache, when set, remembers how items of mapRoles and mapUsers read,
+	// from one call to the next. It changes no answer, only how much
+	// reading is done again (see ItemCache).
+	Cache ItemCache
 }
 
 // Result is what Render and Lint produce.
@@ -99,10 +104,14 @@ func Lint(data map[string]string) *Result {
 
 // LintWithOptions is Lint with the size of binaryData counted.
 func LintWithOptions(data map[string]string, opts Options) *Result {
+	return lint(data, opts, reading{cache: opts.Cache})
+}
+
+func lint(data map[string]string, opts Options, rd reading) *Result {
 	if res := tooLarge(data, opts); res != nil {
 		return res
 	}
-	secs, findings := parseData(data)
+	secs, findings := parseData(data, rd)
 	v := &validator{lint: true}
 	v.validateData(data, opts.ExtraBytes, secs)
 	return newResult(data, nil, secs, append(findings, v.findings...))
@@ -115,43 +124,27 @@ func LintWithOptions(data map[string]string, opts Options) *Result {
 // answer a question the document needs (a *LookupError) or the options are
 // invalid; a document that is rejected comes back with error findings.
 func Render(ctx context.Context, data map[string]string, r Resolver, opts Options) (*Result, error) {
-	out, err := render(ctx, data, r, opts)
-	return resultOf(out), err
-}
-
-// rendered is what render found, for Render and for a Memo.
-type rendered struct {
-	res *Result
-	// final are the sections of res.Data as validated, parseFindings what
-	// parsing them reported and validation what the validator did; final
-	// is nil when render stopped before rewriting (data too large or
-	// unreadable).
-	final         []*section
-	parseFindings Findings
-	validation    Findings
-}
-
-func resultOf(o *rendered) *Result {
-	if o == nil {
-		return nil
+	res, err := render(ctx, data, r, opts, reading{cache: opts.Cache})
+	if errors.Is(err, errReadWhole) {
+		res, err = render(ctx, data, r, opts, reading{cache: opts.Cache, whole: true})
 	}
-	return o.res
+	return res, err
 }
 
-func render(ctx context.Context, data map[string]string, r Resolver, opts Options) (*rendered, error) {
+func render(ctx context.Context, data map[string]string, r Resolver, opts Options, rd reading) (*Result, error) {
 	nodeRoles, err := canonicalNodeRoles(opts.NodeRoleARNs)
 	if err != nil {
 		return nil, err
 	}
 	if res := tooLarge(data, opts); res != nil {
-		return &rendered{res: res}, nil
+		return res, nil
 	}
-	secs, findings := parseData(data)
+	secs, findings := parseData(data, rd)
 	if findings.HasErrors() {
 		// A document that cannot be read is not edited: report and stop.
 		v := &validator{lint: true}
 		v.validateData(data, opts.ExtraBytes, secs)
-		return &rendered{res: newResult(data, nil, secs, append(findings, v.findings...))}, nil
+		return newResult(data, nil, secs, append(findings, v.findings...)), nil
 	}
 
 	rw := &rewriter{opts: opts, editors: map[string]*editor{}}
@@ -169,6 +162,14 @@ func render(ctx context.Context, data map[string]string, r Resolver, opts Option
 	var changed []string
 	reread := map[string]*section{}
 	lineOf := map[string]func(int) int{}
+	// The entries as first read are done with: let the memory they hold go
+	// before the edited text is read back (a large aws-auth is otherwise
+	// held twice at once). The edited trees stay: read-back compares them.
+	for _, ed := range rw.editors {
+		if ed.changed {
+			ed.sec.entries = nil
+		}
+	}
 	for key, ed := range rw.editors {
 		if !ed.changed {
 			continue
@@ -204,13 +205,11 @@ func render(ctx context.Context, data map[string]string, r Resolver, opts Option
 	}
 	v := &validator{}
 	v.validateData(out, opts.ExtraBytes, final)
-	// Findings about the rewritten text name the lines the user wrote (a
-	// Memo keeps the validation as found: it answers for the rewritten
-	// text itself).
+	// Findings about the rewritten text name the lines the user wrote.
 	all := append(rw.findings, toOriginalLines(parseFindings, lineOf)...)
 	res := newResult(out, changed, final, append(all, toOriginalLines(v.findings, lineOf)...))
 	res.AddedNodeRoles = rw.addedNodeRoles
-	return &rendered{res: res, final: final, parseFindings: parseFindings, validation: v.findings}, nil
+	return res, nil
 }
 
 // toOriginalLines maps the lines of findings about rewritten keys back onto
@@ -245,7 +244,7 @@ func tooLarge(data map[string]string, opts Options) *Result {
 var dataKeys = []string{KeyMapRoles, KeyMapUsers, KeyMapAccounts}
 
 // parseData parses the three keys the authenticator reads, in a fixed order.
-func parseData(data map[string]string) ([]*section, Findings) {
+func parseData(data map[string]string, rd reading) ([]*section, Findings) {
 	var secs []*section
 	var findings Findings
 	for _, key := range dataKeys {
@@ -253,7 +252,7 @@ func parseData(data map[string]string) ([]*section, Findings) {
 		if !ok {
 			continue
 		}
-		s, f := parseSection(key, text)
+		s, f := parseSection(key, text, rd)
 		s.findings = f
 		secs = append(secs, s)
 		findings = append(findings, f...)

@@ -2,12 +2,11 @@ package awsauth
 
 import (
 	"fmt"
-	"regexp"
-	"sort"
 	"strings"
-	"unicode/utf8"
 
 	yaml "go.yaml.in/yaml/v3"
+
+	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/splice"
 )
 
 // editor changes one section. Every change is made twice: on the node tree
@@ -18,130 +17,20 @@ import (
 // does not (an exotic layout), the tree is encoded with goyaml.v3 instead,
 // which keeps comments but may reflow whitespace.
 type editor struct {
-	sec        *section
-	doc        *yaml.Node // document node being edited
-	seq        *yaml.Node // top-level sequence being edited
-	lineStarts []int
-	eol        string
-	edits      []textEdit
+	sec  *section
+	doc  *yaml.Node // document node being edited
+	seq  *yaml.Node // top-level sequence being edited
+	text *splice.Text
 	// spliceable turns false once a change cannot be expressed as a splice.
 	spliceable bool
 	changed    bool
-	// insertedBefore holds the line (of the original text) before which
-	// each spliced-in line went, so that findings about the result can
-	// name the lines the user wrote.
-	insertedBefore []int
-}
-
-type textEdit struct {
-	start, end int
-	text       string
+	// spliced is the applied splice, once result has made it; its lines
+	// map back onto the lines the user wrote.
+	spliced *splice.Result
 }
 
 func newEditor(s *section, doc *yaml.Node) *editor {
-	ed := &editor{sec: s, doc: doc, seq: s.seq, eol: "\n", spliceable: true}
-	if strings.Contains(s.text, "\r\n") {
-		ed.eol = "\r\n"
-	}
-	start := 0
-	if strings.HasPrefix(s.text, "\uFEFF") {
-		start = len("\uFEFF") // the YAML reader skips a BOM without counting it
-	}
-	ed.lineStarts = append(ed.lineStarts, start)
-	for i := start; i < len(s.text); i++ {
-		if s.text[i] == '\n' {
-			ed.lineStarts = append(ed.lineStarts, i+1)
-		}
-	}
-	return ed
-}
-
-// offset turns a node's 1-based line and column (counted in characters)
-// into a byte offset in the text.
-func (ed *editor) offset(line, col int) (int, bool) {
-	if line < 1 || line > len(ed.lineStarts) || col < 1 {
-		return 0, false
-	}
-	off := ed.lineStarts[line-1]
-	for i := 1; i < col; i++ {
-		if off >= len(ed.sec.text) || ed.sec.text[off] == '\n' {
-			return 0, false
-		}
-		_, w := utf8.DecodeRuneInString(ed.sec.text[off:])
-		off += w
-	}
-	return off, true
-}
-
-// scalarExtent finds where a scalar's text starts and ends. It handles the
-// plain, single- and double-quoted styles without tags or anchors; anything
-// else is left to the encoder fallback.
-func (ed *editor) scalarExtent(n *yaml.Node, flow bool) (int, int, bool) {
-	if n == nil || n.Kind != yaml.ScalarNode || n.Anchor != "" || n.Line == 0 {
-		return 0, 0, false
-	}
-	start, ok := ed.offset(n.Line, n.Column)
-	if !ok {
-		return 0, 0, false
-	}
-	text := ed.sec.text
-	switch n.Style {
-	case 0:
-		end := start
-		for end < len(text) {
-			c := text[end]
-			if c == '\n' || c == '\r' || c == '#' && end > start && (text[end-1] == ' ' || text[end-1] == '\t') ||
-				flow && (c == ',' || c == ']' || c == '}') {
-				break
-			}
-			end++
-		}
-		for end > start && (text[end-1] == ' ' || text[end-1] == '\t') {
-			end--
-		}
-		if text[start:end] != n.Value {
-			return 0, 0, false // a multi-line plain scalar
-		}
-		return start, end, true
-	case yaml.DoubleQuotedStyle, yaml.SingleQuotedStyle:
-		q := byte('"')
-		if n.Style == yaml.SingleQuotedStyle {
-			q = '\''
-		}
-		if start >= len(text) || text[start] != q {
-			return 0, 0, false
-		}
-		for i := start + 1; i < len(text); i++ {
-			switch {
-			case q == '"' && text[i] == '\\':
-				i++
-			case text[i] == q && q == '\'' && i+1 < len(text) && text[i+1] == '\'':
-				i++
-			case text[i] == q:
-				return start, i + 1, true
-			}
-		}
-	}
-	return 0, 0, false
-}
-
-var plainSafe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_+=,.@:/$-]*$`)
-
-// quoteLike renders a value in the same style as the scalar it replaces.
-// In a flow collection a comma ends a plain scalar, so it is quoted there.
-func quoteLike(style yaml.Style, value string, flow bool) (string, bool) {
-	switch style {
-	case 0:
-		if plainSafe.MatchString(value) && !strings.Contains(value, ": ") && !(flow && strings.Contains(value, ",")) {
-			return value, true
-		}
-		return fmt.Sprintf("%q", value), true
-	case yaml.DoubleQuotedStyle:
-		return fmt.Sprintf("%q", value), true
-	case yaml.SingleQuotedStyle:
-		return "'" + strings.ReplaceAll(value, "'", "''") + "'", true
-	}
-	return "", false
+	return &editor{sec: s, doc: doc, seq: s.seq, text: splice.New(s.text), spliceable: true}
 }
 
 // inFlow reports whether a mapping item sits in a flow collection.
@@ -156,10 +45,10 @@ func (ed *editor) setScalar(item, n *yaml.Node, value string) {
 	}
 	ed.changed = true
 	if ed.spliceable {
-		start, end, ok := ed.scalarExtent(n, ed.inFlow(item))
-		text, okq := quoteLike(n.Style, value, ed.inFlow(item))
+		start, end, ok := ed.text.ScalarExtent(n, ed.inFlow(item))
+		text, okq := splice.QuoteLike(n.Style, value, ed.inFlow(item))
 		if ok && okq {
-			ed.edits = append(ed.edits, textEdit{start, end, text})
+			ed.text.Replace(start, end, text)
 		} else {
 			ed.spliceable = false
 		}
@@ -175,15 +64,13 @@ func (ed *editor) insertField(item, before *yaml.Node, key, value string) {
 	if ed.spliceable {
 		ed.spliceable = false
 		if before.Style == 0 && before.Anchor == "" {
-			if at, ok := ed.offset(before.Line, before.Column); ok && strings.HasPrefix(ed.sec.text[at:], before.Value) {
-				v, _ := quoteLike(0, value, ed.inFlow(item))
-				text := key + ": " + v + ed.eol + strings.Repeat(" ", before.Column-1)
+			if at, ok := ed.text.Offset(before.Line, before.Column); ok && strings.HasPrefix(ed.sec.text[at:], before.Value) {
+				v, _ := splice.QuoteLike(0, value, ed.inFlow(item))
+				text := key + ": " + v + ed.text.EOL() + strings.Repeat(" ", before.Column-1)
 				if ed.inFlow(item) {
 					text = key + ": " + v + ", "
-				} else {
-					ed.insertedBefore = append(ed.insertedBefore, before.Line)
 				}
-				ed.edits = append(ed.edits, textEdit{at, at, text})
+				ed.text.Insert(at, text)
 				ed.spliceable = true
 			}
 		}
@@ -215,15 +102,15 @@ func (ed *editor) appendNodeRoleEntry(roleARN string) {
 		if t := strings.TrimSpace(text); t == "``" || t == `""` || t == "''" {
 			start, text = 0, ""
 		}
-		ed.edits = append(ed.edits, textEdit{start, len(ed.sec.text), ed.entryText(text, 1, 3, roleARN)})
+		ed.text.Replace(start, len(ed.sec.text), ed.entryText(text, 1, 3, roleARN))
 	} else if ed.spliceable {
-		dash, ok := ed.offset(ed.seq.Line, ed.seq.Column)
+		dash, ok := ed.text.Offset(ed.seq.Line, ed.seq.Column)
 		keyCol := ed.seq.Column + 2
 		if len(ed.seq.Content) > 0 && ed.seq.Content[0].Kind == yaml.MappingNode && ed.seq.Content[0].Line == ed.seq.Line {
 			keyCol = ed.seq.Content[0].Column
 		}
 		if ok && ed.seq.Style&yaml.FlowStyle == 0 && text[dash] == '-' && keyCol >= ed.seq.Column+2 {
-			ed.edits = append(ed.edits, textEdit{len(text), len(text), ed.entryText(text, ed.seq.Column, keyCol, roleARN)})
+			ed.text.Insert(len(text), ed.entryText(text, ed.seq.Column, keyCol, roleARN))
 		} else {
 			ed.spliceable = false
 		}
@@ -236,7 +123,7 @@ func (ed *editor) appendNodeRoleEntry(roleARN string) {
 func (ed *editor) entryText(text string, dashCol, keyCol int, roleARN string) string {
 	var b strings.Builder
 	if text != "" && !strings.HasSuffix(text, "\n") {
-		b.WriteString(ed.eol)
+		b.WriteString(ed.text.EOL())
 	}
 	pad := strings.Repeat(" ", keyCol-1)
 	b.WriteString(strings.Repeat(" ", dashCol-1) + "-" + strings.Repeat(" ", keyCol-dashCol-1))
@@ -247,7 +134,7 @@ func (ed *editor) entryText(text string, dashCol, keyCol int, roleARN string) st
 		pad + "  - " + NodeGroups[0],
 		pad + "  - " + NodeGroups[1],
 	} {
-		b.WriteString(line + ed.eol)
+		b.WriteString(line + ed.text.EOL())
 	}
 	return b.String()
 }
@@ -274,24 +161,10 @@ func nodeRoleEntry(roleARN string) *yaml.Node {
 // (a spliced-in line maps onto the line it was put before), given whether
 // the result is the splice. A re-encoded result has no such mapping: 0.
 func (ed *editor) originalLine(spliced bool) func(int) int {
-	if !spliced {
+	if !spliced || ed.spliced == nil {
 		return func(int) int { return 0 }
 	}
-	ins := append([]int(nil), ed.insertedBefore...)
-	sort.Ints(ins)
-	return func(n int) int {
-		out := n
-		for i, l := range ins {
-			pos := l + i // where the inserted line is in the result
-			switch {
-			case n == pos:
-				return l
-			case n > pos:
-				out--
-			}
-		}
-		return out
-	}
+	return ed.spliced.OriginalLine
 }
 
 // result returns the section's new text — the spliced original when it
@@ -300,22 +173,16 @@ func (ed *editor) originalLine(spliced bool) func(int) int {
 // intended and what the validator sees, so the text is not parsed twice.
 func (ed *editor) result() (string, *section, func(int) int, error) {
 	if ed.spliceable {
-		sort.Slice(ed.edits, func(i, j int) bool { return ed.edits[i].start > ed.edits[j].start })
-		out := ed.sec.text
-		prev := len(out) + 1
-		for _, e := range ed.edits {
-			if e.end > prev {
-				ed.spliceable = false // overlapping edits: never guess
-				break
-			}
-			out = out[:e.start] + e.text + out[e.end:]
-			prev = e.start
-		}
-		if ed.spliceable {
-			if s, ok := ed.readBack(out); ok {
-				return out, s, ed.originalLine(true), nil
+		// Overlapping edits are refused: never guess.
+		if r, err := ed.text.Apply(); err == nil {
+			if s, ok := ed.readBack(r.Text); ok {
+				ed.spliced = r
+				return r.Text, s, ed.originalLine(true), nil
 			}
 		}
+	}
+	if ed.sec.perItem {
+		return "", nil, nil, errReadWhole // the tree lacks the comments between items
 	}
 	out, err := encodeNode(ed.doc)
 	if err != nil {
@@ -331,7 +198,7 @@ func (ed *editor) result() (string, *section, func(int) int, error) {
 // readBack parses text as a section and reports whether it means exactly
 // the edited tree (see meansSame).
 func (ed *editor) readBack(text string) (*section, bool) {
-	s, findings := parseSection(ed.sec.key, text)
+	s, findings := parseSection(ed.sec.key, text, ed.sec.reading)
 	s.findings = findings
 	if s.doc != nil {
 		return s, sameTree(documentRoot(s.doc), ed.seq)

@@ -27,9 +27,23 @@ type validator struct {
 	// lint is set when nothing was resolved: $ACCOUNTID placeholders and
 	// permission sets without a rolearn are expected.
 	lint bool
+	// omitted counts the findings past MaxFindings, not kept, and
+	// omittedErrors those of them that are errors.
+	omitted, omittedErrors int
 }
 
-func (v *validator) add(f Finding) { v.findings = append(v.findings, f) }
+// add keeps a finding; past MaxFindings it only counts it (see
+// validateData).
+func (v *validator) add(f Finding) {
+	if len(v.findings) >= MaxFindings {
+		v.omitted++
+		if f.Severity == SeverityError {
+			v.omittedErrors++
+		}
+		return
+	}
+	v.findings = append(v.findings, f)
+}
 
 func (v *validator) entryFinding(sev Severity, e *entry, field, reason, msg, hint string) {
 	v.add(Finding{Severity: sev, Key: e.key, Index: intp(e.index), Field: field, Entry: e.label(),
@@ -54,6 +68,16 @@ func (v *validator) validateData(data map[string]string, extraBytes int, secs []
 				v.checkPermissionSetCase(s)
 			}
 		}
+	}
+	if v.omitted > 0 {
+		// An error not kept still refuses the document.
+		sev := SeverityWarning
+		if v.omittedErrors > 0 {
+			sev = SeverityError
+		}
+		v.findings = append(v.findings, Finding{Severity: sev, Reason: "TooManyProblems",
+			Message: fmt.Sprintf("%d more problems (%d of them errors) were found and not kept: the webhook keeps the first %d.", v.omitted, v.omittedErrors, MaxFindings),
+			Hint:    "fix the problems listed, then save again"})
 	}
 }
 

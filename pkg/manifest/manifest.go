@@ -12,12 +12,12 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"unicode/utf8"
 
 	yaml "go.yaml.in/yaml/v3"
 	sigsyaml "sigs.k8s.io/yaml"
 
 	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/charcheck"
+	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/splice"
 )
 
 // ConfigMap is a parsed ConfigMap manifest.
@@ -269,8 +269,8 @@ func lookup(m *yaml.Node, key string) *yaml.Node {
 }
 
 // WithData returns the manifest text with the given data keys set. Each
-// changed value is spliced in as a literal block (or a JSON string where
-// the original was one); the result is read back and must hold exactly the
+// changed value is spliced in as a literal block (or a double-quoted string
+// where the original was one); the result is read back and must hold exactly the
 // new data, else the manifest is re-encoded as a whole.
 func (cm *ConfigMap) WithData(changes map[string]string) ([]byte, error) {
 	if len(changes) == 0 {
@@ -321,12 +321,7 @@ func (cm *ConfigMap) splice(changes map[string]string) (string, bool) {
 	if cm.data == nil || cm.data.Kind != yaml.MappingNode || cm.data.Style&yaml.FlowStyle != 0 || len(cm.data.Content) == 0 {
 		return "", false
 	}
-	lines := lineStarts(cm.text)
-	type edit struct {
-		start, end int
-		text       string
-	}
-	var edits []edit
+	text := splice.New(cm.text)
 	keyCol := cm.data.Content[0].Column
 	keys := make([]string, 0, len(changes))
 	for k := range changes {
@@ -341,23 +336,31 @@ func (cm *ConfigMap) splice(changes map[string]string) (string, bool) {
 			added.WriteString(strings.Repeat(" ", keyCol-1) + k + ": " + block(v, keyCol+2) + "\n")
 			continue
 		}
-		start, end, ok := valueExtent(cm.text, lines, n, keyCol)
+		start, end, ok := valueExtent(text, n, keyCol)
 		if !ok {
 			return "", false
 		}
-		text := block(v, keyCol+2)
-		if n.Style == yaml.DoubleQuotedStyle {
-			b, _ := json.Marshal(v)
-			text = string(b)
-		} else if !strings.HasSuffix(text, "\n") {
-			text += "\n"
+		var repl string
+		switch n.Style {
+		case yaml.DoubleQuotedStyle:
+			repl, _ = splice.QuoteLike(n.Style, v, false)
+		case yaml.LiteralStyle, yaml.FoldedStyle:
+			repl = block(v, keyCol+2) + "\n" // the block's extent took its last line end
+		default:
+			// A block in place of a plain or single-quoted value must be
+			// the last thing on its line; it would swallow a comment.
+			rest, _, _ := strings.Cut(cm.text[end:], "\n")
+			if strings.TrimSpace(rest) != "" {
+				return "", false
+			}
+			repl = block(v, keyCol+2)
 		}
-		edits = append(edits, edit{start, end, text})
+		text.Replace(start, end, repl)
 	}
 	if added.Len() > 0 {
 		// New keys go after the last value of data, on their own lines.
 		last := cm.data.Content[len(cm.data.Content)-1]
-		_, end, ok := valueExtent(cm.text, lines, last, keyCol)
+		_, end, ok := valueExtent(text, last, keyCol)
 		if !ok {
 			return "", false
 		}
@@ -366,70 +369,22 @@ func (cm *ConfigMap) splice(changes map[string]string) (string, bool) {
 		} else if nl < 0 && !strings.HasSuffix(cm.text, "\n") {
 			return "", false
 		}
-		edits = append(edits, edit{end, end, added.String()})
+		text.Insert(end, added.String())
 	}
-	out := cm.text
-	// Apply from the end so earlier offsets stay valid.
-	for len(edits) > 0 {
-		best := 0
-		for i := range edits {
-			if edits[i].start > edits[best].start {
-				best = i
-			}
-		}
-		e := edits[best]
-		out = out[:e.start] + e.text + out[e.end:]
-		edits = append(edits[:best], edits[best+1:]...)
+	r, err := text.Apply()
+	if err != nil {
+		return "", false
 	}
-	return out, true
+	return r.Text, true
 }
 
-// valueExtent finds the bytes of a data value: a literal/folded block runs
-// to the first non-blank line indented at or left of the data keys; a
-// quoted or plain scalar ends on its own line.
-func valueExtent(text string, lines []int, n *yaml.Node, keyCol int) (int, int, bool) {
-	if n.Line < 1 || n.Line > len(lines) || n.Anchor != "" {
-		return 0, 0, false
+// valueExtent finds the bytes of a data value: a literal or folded block
+// with its last line end, a quoted or plain scalar as written.
+func valueExtent(text *splice.Text, n *yaml.Node, keyCol int) (int, int, bool) {
+	if n.Style == yaml.LiteralStyle || n.Style == yaml.FoldedStyle {
+		return text.BlockExtent(n, keyCol-1)
 	}
-	start := lines[n.Line-1]
-	for i := 1; i < n.Column; i++ {
-		if start >= len(text) {
-			return 0, 0, false
-		}
-		_, w := utf8.DecodeRuneInString(text[start:])
-		start += w
-	}
-	switch n.Style {
-	case yaml.LiteralStyle, yaml.FoldedStyle:
-		for l := n.Line; l < len(lines); l++ {
-			line := text[lines[l]:]
-			if i := strings.IndexByte(line, '\n'); i >= 0 {
-				line = line[:i]
-			}
-			if strings.TrimSpace(line) == "" {
-				continue
-			}
-			if indent := len(line) - len(strings.TrimLeft(line, " ")); indent < keyCol {
-				// The block ends before this line; trailing blank lines
-				// belong to the block's chomping, keep them with it.
-				return start, lines[l], true
-			}
-		}
-		return start, len(text), true
-	case yaml.DoubleQuotedStyle, 0, yaml.SingleQuotedStyle:
-		end := len(text)
-		if n.Line < len(lines) {
-			end = lines[n.Line]
-		}
-		line := text[start:end]
-		if trimmed := strings.TrimRight(line, "\r\n"); n.Style != 0 || !strings.Contains(trimmed, " #") {
-			if n.Style == yaml.DoubleQuotedStyle && !strings.HasSuffix(strings.TrimSpace(trimmed), `"`) {
-				return 0, 0, false // a quoted string that spans lines
-			}
-			return start, start + len(strings.TrimRight(trimmed, " ")), true
-		}
-	}
-	return 0, 0, false
+	return text.ScalarExtent(n, false)
 }
 
 // block renders a value as a literal block scalar whose lines are indented
@@ -460,16 +415,6 @@ func block(v string, col int) string {
 		b.WriteString(pad + line + "\n")
 	}
 	return strings.TrimSuffix(b.String(), "\n")
-}
-
-func lineStarts(text string) []int {
-	starts := []int{0}
-	for i := 0; i < len(text); i++ {
-		if text[i] == '\n' {
-			starts = append(starts, i+1)
-		}
-	}
-	return starts
 }
 
 // holds reports whether text parses to a ConfigMap with exactly this data.

@@ -162,3 +162,27 @@ func TestLineOf(t *testing.T) {
 		t.Error("a quoted value's lines are not the file's")
 	}
 }
+
+// TestWithDataSplicesQuotedAndPlainValues: a quoted value stays quoted,
+// with what follows it on the line; a plain one becomes a block in place,
+// without a stray blank line; every other byte stays.
+func TestWithDataSplicesQuotedAndPlainValues(t *testing.T) {
+	head := "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: aws-auth\ndata:\n"
+	in := head + "  mapUsers: \"- userarn: x\\n\" # kept\n  mapRoles: old\n  other: \"a\n    b\"\n"
+	cm, err := Parse([]byte(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cm.WithData(map[string]string{
+		"mapUsers": "- userarn: y\n",
+		"mapRoles": "- rolearn: z\n",
+		"other":    "c",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := head + "  mapUsers: \"- userarn: y\\n\" # kept\n  mapRoles: |\n    - rolearn: z\n  other: \"c\"\n"
+	if string(out) != want {
+		t.Fatalf("got:\n%q\nwant:\n%q", out, want)
+	}
+}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/awsauth"
 	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/manifest"
+	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/textcap"
 )
 
 func newLintCommand() *cobra.Command {
@@ -66,7 +67,10 @@ func manifestFindings(cm *manifest.ConfigMap, fs awsauth.Findings) awsauth.Findi
 	return out
 }
 
-// printFindings writes findings as text lines or as a JSON array.
+// printFindings writes findings as text lines or as a JSON array. Text
+// shows the first awsauth.MaxListedFindings of each severity, each line cut
+// to awsauth.MaxFindingBytes, then how many more there are; JSON holds
+// them all.
 func printFindings(w io.Writer, format string, findings awsauth.Findings) error {
 	if format == "json" {
 		if findings == nil {
@@ -76,8 +80,17 @@ func printFindings(w io.Writer, format string, findings awsauth.Findings) error 
 		enc.SetIndent("", "  ")
 		return enc.Encode(findings)
 	}
+	shown := map[awsauth.Severity]int{}
 	for _, f := range findings {
-		fmt.Fprintf(w, "%s: %s\n", f.Severity, f)
+		if shown[f.Severity] < awsauth.MaxListedFindings {
+			fmt.Fprintf(w, "%s: %s\n", f.Severity, textcap.Clip(f.String(), awsauth.MaxFindingBytes))
+		}
+		shown[f.Severity]++
+	}
+	for _, sev := range []awsauth.Severity{awsauth.SeverityError, awsauth.SeverityWarning} {
+		if more := awsauth.More(shown[sev]-awsauth.MaxListedFindings, string(sev)); more != "" {
+			fmt.Fprintf(w, "%s: %s\n", sev, more)
+		}
 	}
 	return nil
 }

@@ -3,11 +3,9 @@ package app
 import (
 	"flag"
 	"os"
-	"runtime/debug"
-	"strconv"
-	"strings"
 	"time"
 
+	"github.com/KimMachineGun/automemlimit/memlimit"
 	"github.com/spf13/cobra"
 	"go.uber.org/zap/zapcore"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -61,8 +59,10 @@ the files change. Kubernetes access: in-cluster, or --kubeconfig / KUBECONFIG.`,
 			}
 			log := zap.New(zap.Level(level), zap.UseDevMode(logFormat == "console"), zap.WriteTo(cmd.ErrOrStderr()))
 			ctrl.SetLogger(log)
-			if limit := setMemoryLimit(); limit > 0 {
-				log.Info("Go memory limit set from the container's memory limit", "bytes", limit)
+			if ml, err := setMemoryLimit(memlimit.FromCgroup); err != nil {
+				log.Info("Go memory limit not set: no container memory limit could be read", "reason", err.Error())
+			} else {
+				log.Info("Go memory limit", "GOMEMLIMIT", ml.Bytes, "source", ml.Source, "containerLimit", ml.Container)
 			}
 			if opts.LeaderElectionNS == "" {
 				opts.LeaderElectionNS = podNamespace()
@@ -94,31 +94,6 @@ the files change. Kubernetes access: in-cluster, or --kubeconfig / KUBECONFIG.`,
 	// controller-runtime's --kubeconfig flag.
 	f.AddGoFlagSet(flag.CommandLine)
 	return cmd
-}
-
-// setMemoryLimit gives the Go runtime a soft memory limit of 80% of the
-// container's (cgroup v2 memory.max, or v1 memory.limit_in_bytes), unless
-// GOMEMLIMIT is set, so that the garbage collector works harder as the
-// limit nears instead of letting the heap double past it while a large
-// aws-auth is being parsed. It returns the limit set, or 0.
-func setMemoryLimit() int64 {
-	if os.Getenv("GOMEMLIMIT") != "" {
-		return 0
-	}
-	for _, f := range []string{"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"} {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			continue
-		}
-		n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
-		if err != nil || n <= 0 || n >= 1<<50 { // "max", or v1's "unlimited"
-			return 0
-		}
-		limit := n / 10 * 8
-		debug.SetMemoryLimit(limit)
-		return limit
-	}
-	return 0
 }
 
 // podNamespace is the namespace the pod runs in, for the leader election

@@ -1,0 +1,275 @@
+package awsauth
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"strings"
+
+	yaml "go.yaml.in/yaml/v3"
+	sigsyaml "sigs.k8s.io/yaml"
+)
+
+// Reading a data key item by item.
+//
+// Reading mapRoles or mapUsers — a goyaml.v3 tree for positions and
+// editing, and the authenticator's reading (YAML 1.1 to JSON) for what
+// gets loaded — is most of the engine's work, and an edit changes one or
+// two items of a document that is otherwise the same from one request to
+// the next. So a key whose text provably reads as the concatenation of its
+// top-level items is read item by item, each item on its own, and an
+// ItemCache (kept by the caller, e.g. beside the admission handlers) can
+// remember how each item's text reads. A key that cannot be proven to split
+// is read whole, exactly as before; per-item reading gives the same
+// findings, mappings and output bytes (TestItemReadingEquivalence holds it
+// to that on every corpus of the package).
+//
+// When the split is exact: YAML is read by one scanner from the top, and
+// what it carries from one item into the next is what makes a split wrong.
+// The split is only made where nothing can be carried:
+//   - every item starts on a line that begins, at the column of the first
+//     item, with "- " (or a lone "-"); every other line is blank, a
+//     comment, or indented deeper. So no line can end a block scalar,
+//     plain scalar or mapping of one item and belong to the next, and no
+//     document marker ("---", "...") or directive can hide at the top;
+//   - the text holds none of & * (anchors and aliases, which reach across
+//     items), ! (tags), % (directives), | > (block scalars, whose kept
+//     trailing lines are the one thing that runs up to the next item), no
+//     tab, carriage return or byte-order mark;
+//   - each item, read on its own, is one YAML document holding a list of
+//     exactly one item, which the authenticator's reading converts to a
+//     JSON list of exactly one value. An item that ends inside a quoted
+//     scalar or a flow collection does not read on its own, so the whole
+//     key is read whole instead.
+//
+// Read on its own, an item's tokens are the whole document's tokens from
+// its first line to its last, so its tree and its JSON are the ones the
+// whole reading gives (shifted by the lines above it).
+
+// ItemCache remembers how item texts read. Get and Add are called
+// concurrently; an implementation may forget anything at any time.
+type ItemCache interface {
+	Get(text string) (*ItemReading, bool)
+	Add(text string, r *ItemReading)
+}
+
+// ItemReading is how one item's text reads. It is immutable: each use
+// works on a copy of the tree.
+type ItemReading struct {
+	// node is the item as goyaml.v3 reads it, lines counted from the
+	// item's first line.
+	node *yaml.Node
+	// json is the item as the authenticator reads it.
+	json json.RawMessage
+	// size estimates the memory held, for caches bounded in bytes.
+	size int
+	// readable is false when the item does not read on its own as one list
+	// item: the key is then read whole.
+	readable bool
+}
+
+// Size estimates the bytes the reading holds (its tree, JSON and text).
+func (r *ItemReading) Size() int { return r.size }
+
+// reading says how to read data keys: item by item through cache (which
+// may be nil) unless whole is set.
+type reading struct {
+	cache ItemCache
+	whole bool
+}
+
+// errReadWhole asks Render to start again reading the document whole: an
+// edit of a section read item by item could not be spliced into its text.
+var errReadWhole = errors.New("read the document whole")
+
+// maxItemwiseTexts is the most different item texts a key may hold to be
+// read item by item: a few times the entries of a large aws-auth of people
+// and teams, so that the cache beside the webhook holds them. A key with
+// more (an aws-auth near the 1 MiB limit holds about 5,700) is read whole:
+// read one by one, without a cache that can hold them, its items would
+// cost more time and memory than the whole reading.
+const maxItemwiseTexts = 2000
+
+// itemSpan is an item's text and its first line in the key's text.
+type itemSpan struct {
+	text string
+	line int
+}
+
+// splitItems cuts a key's text into its top-level items, or reports false
+// when the split cannot be proven exact (see above).
+func splitItems(text string) ([]itemSpan, bool) {
+	// (ASCII alone, byte by byte: ContainsAny with a non-ASCII set decodes
+	// every rune.)
+	if strings.ContainsAny(text, "&*!%|>\t\r") || strings.Contains(text, "\uFEFF") {
+		return nil, false
+	}
+	var items []itemSpan
+	col := -1 // column of the first item's "-"
+	start, startLine := -1, 0
+	line := 0
+	for pos := 0; pos < len(text); {
+		line++
+		end := strings.IndexByte(text[pos:], '\n')
+		next := len(text)
+		if end >= 0 {
+			end += pos
+			next = end + 1
+		} else {
+			end = len(text)
+		}
+		l := text[pos:end]
+		body := strings.TrimLeft(l, " ")
+		indent := len(l) - len(body)
+		switch {
+		case body == "" || body[0] == '#':
+			// blank or a comment: part of the item it follows
+		case body[0] == '-' && (len(body) == 1 || body[1] == ' ') && (col < 0 || indent == col):
+			if col < 0 {
+				col = indent
+			}
+			if start >= 0 {
+				items = append(items, itemSpan{text[start:pos], startLine})
+				start, startLine = pos, line
+			} else {
+				// What comes before the first item (comments, blank lines)
+				// is read with it: the parsers refuse some characters even
+				// in comments, and those must stop the reading here too.
+				start, startLine = 0, 1
+			}
+		case col >= 0 && indent > col:
+			// inside the current item
+		default:
+			return nil, false
+		}
+		pos = next
+	}
+	if start < 0 {
+		return nil, false
+	}
+	return append(items, itemSpan{text[start:], startLine}), true
+}
+
+// readItem reads one item's text on its own.
+func readItem(text string) *ItemReading {
+	r := &ItemReading{size: 2*len(text) + 256}
+	dec := yaml.NewDecoder(strings.NewReader(text))
+	var doc yaml.Node
+	if dec.Decode(&doc) != nil {
+		return r
+	}
+	var next yaml.Node
+	if err := dec.Decode(&next); !errors.Is(err, io.EOF) {
+		return r
+	}
+	root := documentRoot(&doc)
+	if root == nil || root.Kind != yaml.SequenceNode || root.Style&yaml.FlowStyle != 0 || len(root.Content) != 1 {
+		return r
+	}
+	js, err := sigsyaml.YAMLToJSON([]byte(text))
+	if err != nil {
+		return r
+	}
+	items, err := jsonArray(js)
+	if err != nil || len(items) != 1 {
+		return r
+	}
+	r.node, r.json, r.readable = root.Content[0], items[0], true
+	r.size += len(items[0]) + treeSize(r.node)
+	return r
+}
+
+// treeSize estimates the memory of a node tree.
+func treeSize(n *yaml.Node) int {
+	size := 200 + len(n.Value) + len(n.Tag) + len(n.HeadComment) + len(n.LineComment) + len(n.FootComment) + 8*len(n.Content)
+	for _, c := range n.Content {
+		size += treeSize(c)
+	}
+	return size
+}
+
+// itemViews is the authenticator's reading of each item of a key, read
+// item by item through cache; false when the key is to be read whole.
+func itemViews(text string, cache ItemCache) ([]json.RawMessage, bool) {
+	_, readings, ok := readSpans(text, cache)
+	if !ok {
+		return nil, false
+	}
+	views := make([]json.RawMessage, len(readings))
+	for i, r := range readings {
+		views[i] = r.json
+	}
+	return views, true
+}
+
+// readSpans splits a key and reads each item, through cache; false when
+// the key is to be read whole.
+func readSpans(text string, cache ItemCache) ([]itemSpan, []*ItemReading, bool) {
+	spans, ok := splitItems(text)
+	if !ok {
+		return nil, nil, false
+	}
+	// An item written many times is read once. Read on its own, an item
+	// costs more than its share of a whole reading; that pays off only
+	// through a cache, which cannot hold the items of a key with very many
+	// different ones: those are read whole.
+	seen := make(map[string]*ItemReading, min(len(spans), maxItemwiseTexts+1))
+	for _, sp := range spans {
+		seen[sp.text] = nil
+		if len(seen) > maxItemwiseTexts {
+			return nil, nil, false
+		}
+	}
+	readings := make([]*ItemReading, len(spans))
+	for i, sp := range spans {
+		r := seen[sp.text]
+		if r == nil && cache != nil {
+			r, _ = cache.Get(sp.text)
+		}
+		if r == nil {
+			r = readItem(sp.text)
+			if cache != nil {
+				cache.Add(sp.text, r)
+			}
+		}
+		if !r.readable {
+			return nil, nil, false
+		}
+		seen[sp.text], readings[i] = r, r
+	}
+	return spans, readings, true
+}
+
+// firstDash is the line and column of the first item's "-" in the text of
+// the first item (which starts the key's text).
+func firstDash(text string) (line, col int) {
+	line = 1
+	for pos := 0; pos < len(text); line++ {
+		end := strings.IndexByte(text[pos:], '\n')
+		if end < 0 {
+			end = len(text) - pos
+		}
+		l := text[pos : pos+end]
+		if body := strings.TrimLeft(l, " "); body != "" && body[0] == '-' {
+			return line, len(l) - len(body) + 1
+		}
+		pos += end + 1
+	}
+	return 0, 0
+}
+
+// shiftedCopy copies a tree (without aliases: an item that is read on its
+// own holds none) with its lines moved down by lines.
+func shiftedCopy(n *yaml.Node, lines int) *yaml.Node {
+	c := *n
+	if c.Line > 0 {
+		c.Line += lines
+	}
+	if len(n.Content) > 0 {
+		c.Content = make([]*yaml.Node, len(n.Content))
+		for i, child := range n.Content {
+			c.Content[i] = shiftedCopy(child, lines)
+		}
+	}
+	return &c
+}

@@ -1,0 +1,311 @@
+package awsauth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"reflect"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// mapCache is the simplest ItemCache: it remembers everything.
+type mapCache struct {
+	mu         sync.Mutex
+	m          map[string]*ItemReading
+	hits, adds int
+}
+
+func newMapCache() *mapCache { return &mapCache{m: map[string]*ItemReading{}} }
+
+func (c *mapCache) Get(text string) (*ItemReading, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r, ok := c.m[text]
+	if ok {
+		c.hits++
+	}
+	return r, ok
+}
+
+func (c *mapCache) Add(text string, r *ItemReading) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.adds++
+	c.m[text] = r
+}
+
+// equivalenceDocs are the documents of every corpus of the package: the
+// golden files (inputs and outputs), the hostile cases, the differential
+// corpus (n generated documents) and the benchmark documents.
+func equivalenceDocs(t *testing.T, n int) []corpusDoc {
+	var docs []corpusDoc
+	files, _ := filepath.Glob("testdata/render/*.txt")
+	sort.Strings(files)
+	for _, file := range files {
+		gc := readGolden(t, file)
+		docs = append(docs, corpusDoc{origin: "golden", detail: filepath.Base(file) + " in", data: gc.in})
+		if len(gc.out) > 0 {
+			docs = append(docs, corpusDoc{origin: "golden", detail: filepath.Base(file) + " out", data: gc.out})
+		}
+	}
+	for _, tc := range hostileCases() {
+		docs = append(docs, corpusDoc{origin: "hostile", detail: tc.name, data: tc.data})
+	}
+	for _, size := range []int{10, 100, 1000} {
+		d, _ := benchDocument(size)
+		docs = append(docs, corpusDoc{origin: "bench", detail: fmt.Sprint(size), data: d},
+			corpusDoc{origin: "bench", detail: fmt.Sprint(size, " edited"), data: benchEdit(d, 7)})
+	}
+	gen := newCorpus(t, 1)
+	for range n {
+		docs = append(docs, gen.next())
+	}
+	return docs
+}
+
+// readBothWays runs fn reading whole (as the authenticator's parser is
+// held to it), then item by item: without a cache, with an empty cache
+// and with the cache it filled.
+func readBothWays[T any](fn func(reading) T) (whole T, itemwise []T) {
+	cache := newMapCache()
+	return fn(reading{whole: true}), []T{fn(reading{}), fn(reading{cache: cache}), fn(reading{cache: cache})}
+}
+
+// TestItemReadingEquivalence holds per-item reading to the whole-document
+// reading on every corpus: the same findings, mappings and output bytes
+// from Lint and Render, the same mappings from LoadAsAuthenticator. The
+// long form: AWS_AUTH_WEBHOOK_DIFF_N (the differential's size).
+func TestItemReadingEquivalence(t *testing.T) {
+	docs := equivalenceDocs(t, envInt(t, diffNEnv, diffShortN))
+	var mu sync.Mutex
+	split := map[string]int{}
+	var failures []string
+	work := make(chan corpusDoc)
+	var wg sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for doc := range work {
+				n, failure := checkEquivalence(doc)
+				mu.Lock()
+				split[doc.origin] += n
+				if failure != "" && len(failures) < 5 {
+					failures = append(failures, failure)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	for _, doc := range docs {
+		work <- doc
+	}
+	close(work)
+	wg.Wait()
+	for _, f := range failures {
+		t.Error(f)
+	}
+	t.Logf("keys read item by item, by corpus: %v (of %d documents)", split, len(docs))
+	// An equivalence over documents that are all read whole proves nothing.
+	for _, origin := range []string{"golden", "hostile", "bench", "mutated", "random"} {
+		if split[origin] == 0 {
+			t.Errorf("no %s document was read item by item", origin)
+		}
+	}
+}
+
+// checkEquivalence reads doc both ways and says how they differ, if they
+// do; n is the number of its keys that split into items.
+func checkEquivalence(doc corpusDoc) (n int, failure string) {
+	for _, key := range []string{KeyMapRoles, KeyMapUsers} {
+		if _, ok := splitItems(doc.data[key]); ok {
+			n++
+		}
+	}
+	node := []string{"arn:aws:iam::111122223333:role/eks-node"}
+	for _, opts := range []Options{{}, {NodeRoleARNs: node}, {NodeRoleARNs: node, KeepUnresolved: true}} {
+		type answer struct {
+			res *Result
+			err error
+		}
+		whole, itemwise := readBothWays(func(rd reading) answer {
+			res, err := render(context.Background(), doc.data, newFakeResolver(), opts, rd)
+			if errors.Is(err, errReadWhole) { // as Render does
+				res, err = render(context.Background(), doc.data, newFakeResolver(), opts, reading{cache: rd.cache, whole: true})
+			}
+			return answer{res, err}
+		})
+		for i, got := range itemwise {
+			if !reflect.DeepEqual(got, whole) {
+				return n, fmt.Sprintf("%s %s: Render with options %+v, read item by item (run %d), differs from the whole reading:\n%s\ndocument:\n%s",
+					doc.origin, doc.detail, opts, i, resultDiff(got.res, whole.res), showDoc(doc.data))
+			}
+		}
+	}
+	lintWhole, lintItems := readBothWays(func(rd reading) *Result { return lint(doc.data, Options{}, rd) })
+	for i, got := range lintItems {
+		if !reflect.DeepEqual(got, lintWhole) {
+			return n, fmt.Sprintf("%s %s: Lint read item by item (run %d) differs from the whole reading:\n%s\ndocument:\n%s",
+				doc.origin, doc.detail, i, resultDiff(got, lintWhole), showDoc(doc.data))
+		}
+	}
+	loadWhole, loadItems := readBothWays(func(rd reading) *Loaded { return load(doc.data, rd) })
+	for i, got := range loadItems {
+		if !reflect.DeepEqual(got, loadWhole) {
+			return n, fmt.Sprintf("%s %s: LoadAsAuthenticator read item by item (run %d) differs:\n%+v\nwant %+v\ndocument:\n%s",
+				doc.origin, doc.detail, i, got, loadWhole, showDoc(doc.data))
+		}
+	}
+	return n, ""
+}
+
+func resultDiff(got, want *Result) string {
+	if got == nil || want == nil {
+		return fmt.Sprintf("got %v, want %v", got, want)
+	}
+	var b strings.Builder
+	if !reflect.DeepEqual(got.Data, want.Data) {
+		fmt.Fprintf(&b, "data:\n%q\nwant:\n%q\n", got.Data, want.Data)
+	}
+	if !reflect.DeepEqual(got.Findings, want.Findings) {
+		fmt.Fprintf(&b, "findings:\n%s\nwant:\n%s\n", strings.Join(got.Findings.Strings(), "\n"), strings.Join(want.Findings.Strings(), "\n"))
+	}
+	if !reflect.DeepEqual(got.Roles, want.Roles) || !reflect.DeepEqual(got.Users, want.Users) {
+		fmt.Fprintf(&b, "mappings: %+v %+v\nwant: %+v %+v\n", got.Roles, got.Users, want.Roles, want.Users)
+	}
+	if b.Len() == 0 {
+		fmt.Fprintf(&b, "%+v\nwant %+v", got, want)
+	}
+	return b.String()
+}
+
+// TestSplitItems checks where the split is made and where it is refused.
+func TestSplitItems(t *testing.T) {
+	type span struct {
+		line int
+		text string
+	}
+	cases := []struct {
+		name string
+		text string
+		want []span // nil: read whole
+	}{
+		{"items with comments", "# head\n- a: 1\n  b: 2\n\n# between\n- c: 3\n",
+			[]span{{1, "# head\n- a: 1\n  b: 2\n\n# between\n"}, {6, "- c: 3\n"}}},
+		{"indented list", "  - a: 1\n  -\n  - b: 2", []span{{1, "  - a: 1\n"}, {2, "  -\n"}, {3, "  - b: 2"}}},
+		{"comment less indented", "  - a: 1\n# note\n  - b: 2\n", []span{{1, "  - a: 1\n# note\n"}, {3, "  - b: 2\n"}}},
+		{"not a list", "a: 1\n", nil},
+		{"only comments", "# nothing\n", nil},
+		{"anchor", "- a: &x 1\n- b: *x\n", nil},
+		{"tag", "- a: !!str 1\n", nil},
+		{"directive", "%YAML 1.1\n---\n- a: 1\n", nil},
+		{"document marker", "- a: 1\n---\n- b: 2\n", nil},
+		{"document end", "- a: 1\n...\n- b: 2\n", nil},
+		{"block scalar", "- a: |\n    x\n- b: 2\n", nil},
+		{"folded scalar", "- a: >\n    x\n", nil},
+		{"tab", "- a: 1\n\t- b: 2\n", nil},
+		{"carriage return", "- a: 1\r\n- b: 2\r\n", nil},
+		{"byte-order mark", "\uFEFF- a: 1\n", nil},
+		{"deeper lines, whatever they hold", "- a: 1\n  - b: 2\n - c: 3\n", []span{{1, "- a: 1\n  - b: 2\n - c: 3\n"}}},
+		{"item at a lesser column", "  - a: 1\n - b: 2\n", nil},
+		{"line at the list's column", "- a: 1\nb: 2\n", nil},
+		{"flow list", "[{a: 1}]\n", nil},
+		{"dash without space", "- a: 1\n-b: 2\n", nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, ok := splitItems(tc.text)
+			if tc.want == nil {
+				if ok {
+					t.Fatalf("split %q into %+v; want it read whole", tc.text, got)
+				}
+				return
+			}
+			var spans []span
+			for _, s := range got {
+				spans = append(spans, span{s.line, s.text})
+			}
+			if !ok || !reflect.DeepEqual(spans, tc.want) {
+				t.Fatalf("split %q: got %+v (%v), want %+v", tc.text, spans, ok, tc.want)
+			}
+		})
+	}
+}
+
+// TestItemsThatDoNotReadAlone: a split that cuts a quoted scalar or a flow
+// collection in two is caught when the items are read, and the key is read
+// whole: the finding is the whole reading's, about the text as written.
+func TestItemsThatDoNotReadAlone(t *testing.T) {
+	for _, text := range []string{
+		"- rolearn: \"arn:aws:iam::111122223333:role/a\n- b\"\n  username: x\n",
+		"- rolearn: arn:aws:iam::111122223333:role/a\n  groups: [a,\n- b]\n",
+		"- rolearn: 'arn:aws:iam::111122223333:role/a\n# not a comment\n- b'\n  username: x\n",
+	} {
+		if _, ok := splitItems(text); !ok {
+			t.Fatalf("expected the line scan to split %q (the items catch it)", text)
+		}
+		if _, _, ok := readSpans(text, nil); ok {
+			t.Fatalf("read %q item by item; the items do not read alone", text)
+		}
+		data := map[string]string{KeyMapRoles: text}
+		want := lint(data, Options{}, reading{whole: true})
+		got := LintWithOptions(data, Options{Cache: newMapCache()})
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("%q: %s", text, resultDiff(got, want))
+		}
+	}
+}
+
+// TestItemCacheIsUsed: a second reading of the same document reads no item
+// again, and an edit reads only the items it changed.
+func TestItemCacheIsUsed(t *testing.T) {
+	data, _ := benchDocument(100)
+	cache := newMapCache()
+	LintWithOptions(data, Options{Cache: cache})
+	first := cache.adds
+	if first < 100 {
+		t.Fatalf("first reading added %d items to the cache; want one per item (≥ 100)", first)
+	}
+	LintWithOptions(data, Options{Cache: cache})
+	if cache.adds != first {
+		t.Fatalf("reading the same document again read %d items", cache.adds-first)
+	}
+	LintWithOptions(benchEdit(data, 3), Options{Cache: cache})
+	if n := cache.adds - first; n < 1 || n > 2 {
+		t.Fatalf("an edit of one entry read %d items; want 1 or 2", n)
+	}
+}
+
+// TestFindingsBounded: a document with half a million broken entries keeps
+// at most MaxFindings of them and says the rest was not checked; findings
+// past the bound are counted, and an error among them still refuses.
+func TestFindingsBounded(t *testing.T) {
+	for name, text := range map[string]string{
+		"item by item": strings.Repeat("-\n", 400_000),
+		"whole":        "# &anchor keeps it whole\n" + strings.Repeat("-\n", 400_000),
+	} {
+		res := Lint(map[string]string{KeyMapRoles: text})
+		last := res.Findings[len(res.Findings)-1]
+		if len(res.Findings) != MaxFindings+1 || last.Reason != "TooManyProblems" || last.Severity != SeverityError ||
+			!strings.Contains(last.Message, fmt.Sprintf("first %d of 400000 entries", MaxFindings)) {
+			t.Fatalf("%s: %d findings, last %s", name, len(res.Findings), last)
+		}
+		if res.Findings[0].Reason != "EmptyEntry" || *res.Findings[MaxFindings-1].Index != MaxFindings-1 {
+			t.Fatalf("%s: the findings kept are not the first ones: %s ... %s", name, res.Findings[0], res.Findings[MaxFindings-1])
+		}
+	}
+	v := &validator{}
+	for i := range MaxFindings + 5 {
+		v.add(Finding{Severity: SeverityWarning, Reason: fmt.Sprint("W", i)})
+	}
+	v.add(Finding{Severity: SeverityError, Reason: "Late"})
+	v.validateData(map[string]string{}, 0, nil)
+	if len(v.findings) != MaxFindings+1 || !v.findings.HasErrors() || !strings.Contains(v.findings[MaxFindings].Message, "6 more problems (1 of them errors)") {
+		t.Fatalf("an error past the bound must still refuse: %d findings, last %s", len(v.findings), v.findings[len(v.findings)-1])
+	}
+}
