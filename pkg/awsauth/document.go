@@ -262,6 +262,11 @@ func parseSection(key, text string, rd reading) (*section, Findings) {
 	}
 	if key != KeyMapAccounts && !rd.whole {
 		if spans, readings, ok := readSpans(text, rd.cache); ok {
+			for i, r := range readings {
+				if r.depth > maxNesting {
+					return s, s.nestedTooDeep(i, spans[i].line-1+r.deepLine, r.depth)
+				}
+			}
 			// The list, where its first "-" is, as goyaml.v3 places it;
 			// its items are copies of the items' trees, moved to their
 			// lines, made as the entries are read.
@@ -280,6 +285,11 @@ func parseSection(key, text string, rd reading) (*section, Findings) {
 	}
 	if fs := s.checkBinary(); len(fs) > 0 {
 		return s, fs
+	}
+	for i, item := range s.seq.Content {
+		if depth, line := nesting(item); depth > maxNesting {
+			return s, s.nestedTooDeep(i, line, depth)
+		}
 	}
 	if key == KeyMapAccounts {
 		return s, s.readAccounts()
@@ -357,6 +367,35 @@ func (s *section) checkBinary() Findings {
 	return findings
 }
 
+// maxNesting is how deep an entry's values may nest. An entry nests three
+// levels (the entry, accessPolicies, a policy's namespaces); nobody writes
+// 33 by hand, and every level costs memory in every reading (a 1 MiB
+// aws-auth of 9,000-deep lists exhausts the chart's memory limit).
+const maxNesting = 32
+
+// nesting is how deep a node's values nest (a scalar: 1), and the line of
+// the deepest.
+func nesting(n *yaml.Node) (depth, line int) {
+	depth, line = 1, n.Line
+	if n.Kind == yaml.AliasNode {
+		return depth, line
+	}
+	for _, c := range n.Content {
+		if d, l := nesting(c); d+1 > depth {
+			depth, line = d+1, l
+		}
+	}
+	return depth, line
+}
+
+// nestedTooDeep refuses a section with an entry nested past maxNesting.
+func (s *section) nestedTooDeep(i, line, depth int) Findings {
+	s.broken = true
+	return Findings{{Severity: SeverityError, Key: s.key, Index: intp(i), Line: line, Reason: "NestedTooDeep",
+		Message: fmt.Sprintf("entry %d nests values %d levels deep; an aws-auth entry needs at most 3 (the entry, accessPolicies, namespaces), and the webhook reads at most %d.", i, depth, maxNesting),
+		Hint:    "write the entry as key: value lines with plain values; remove the nested value"}}
+}
+
 // readAccounts decodes mapAccounts as the authenticator does: goyaml.v2
 // into []string.
 func (s *section) readAccounts() Findings {
@@ -429,6 +468,13 @@ func (e *entry) read(view json.RawMessage) Findings {
 		return Findings{{Severity: SeverityError, Key: key, Index: intp(i), Line: item.Line,
 			Reason: "NotAMapping", Message: fmt.Sprintf("entry %d is not a mapping of key: value lines: the authenticator cannot read it as an entry, skips it and reports %s as broken.", i, key),
 			Hint: "write the entry as 'key: value' lines under its '- '"}}
+	}
+	if len(item.Content) == 0 {
+		// Reported here rather than in validation, so that a list of
+		// 200,000 `- {}` stops being read at MaxFindings.
+		return Findings{{Severity: SeverityError, Key: key, Index: intp(i), Line: item.Line, Reason: "EmptyEntry",
+			Message: fmt.Sprintf("the entry is empty: the authenticator skips it (an entry needs a %s) and reports %s as broken.", arnField(key), key),
+			Hint:    "remove the empty '- ' item or fill it in"}}
 	}
 	e.isMapping = true
 	// Maps are made only for what an entry holds: a hostile list of 200,000

@@ -118,9 +118,11 @@ func hostileCases() []hostileCase {
 		{name: "100k nested lists in a value", data: rolesOnly(okEntry + "  x: " + strings.Repeat("[", 100000) + strings.Repeat("]", 100000) + "\n"),
 			reject: "MalformedYAML", key: KeyMapRoles, index: -1, mention: []string{"max depth"}},
 		{name: "9999 nested lists as an entry", data: rolesOnly(strings.Repeat("[", 9999) + strings.Repeat("]", 9999)),
-			reject: "NotAMapping", key: KeyMapRoles, index: 0, mention: []string{"entry 0", "key: value"}},
+			reject: "NestedTooDeep", key: KeyMapRoles, index: 0, mention: []string{"entry 0", "9998 levels deep", "key: value"}},
 		{name: "nested '- ' 5000 deep", data: rolesOnly(strings.Repeat("- ", 5000) + "x\n"),
-			reject: "NotAMapping", key: KeyMapRoles, index: 0},
+			reject: "NestedTooDeep", key: KeyMapRoles, index: 0, mention: []string{"5000 levels deep"}},
+		{name: "an unknown field nested 40 deep", data: rolesOnly("- rolearn: arn:aws:iam::111122223333:role/a\n  username: a\n- rolearn: arn:aws:iam::111122223333:role/b\n  x: " + strings.Repeat("[", 40) + strings.Repeat("]", 40) + "\n"),
+			reject: "NestedTooDeep", key: KeyMapRoles, index: 1, mention: []string{"entry 1 nests values 41 levels deep", "line 4 of mapRoles"}},
 
 		// Size: the apiserver refuses more than 1 MiB; nothing is parsed.
 		{name: "just over 1 MiB", data: rolesOnly(dense(MaxConfigMapBytes - len(KeyMapRoles) + 1)),

@@ -66,6 +66,8 @@ type ItemReading struct {
 	// readable is false when the item does not read on its own as one list
 	// item: the key is then read whole.
 	readable bool
+	// depth is how deep the item nests, and deepLine where (see nesting).
+	depth, deepLine int
 }
 
 // Size estimates the bytes the reading holds (its tree, JSON and text).
@@ -175,6 +177,7 @@ func readItem(text string) *ItemReading {
 		return r
 	}
 	r.node, r.json, r.readable = root.Content[0], items[0], true
+	r.depth, r.deepLine = nesting(r.node)
 	r.size += len(items[0]) + treeSize(r.node)
 	return r
 }
