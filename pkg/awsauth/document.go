@@ -95,6 +95,11 @@ func (e *entry) str(field string) (string, bool) {
 // decoded value as is (encoding/json returns those bytes unchanged); any
 // other text goes through encoding/json itself.
 func jsonString(raw []byte) (string, bool) {
+	if len(raw) > 0 && strings.IndexByte("[{-0123456789tf", raw[0]) >= 0 {
+		// A list, object, number or boolean: encoding/json refuses to
+		// decode it into a string (only null decodes, to "").
+		return "", false
+	}
 	if n := len(raw); n >= 2 && raw[0] == '"' && raw[n-1] == '"' {
 		inner := raw[1 : n-1]
 		plain := true
@@ -205,6 +210,15 @@ func isSkippable(text string) bool {
 // matches k; a dotless ı or a dotted İ matches no i (they fold to nothing
 // but themselves), as the differential found.
 func foldKey(k string) string {
+	ascii := true
+	for i := 0; i < len(k) && ascii; i++ {
+		ascii = k[i] < utf8.RuneSelf
+	}
+	if ascii {
+		// Every ASCII letter's orbit holds its upper and lower case (and
+		// for k and s a non-ASCII sign), the upper case the smallest.
+		return strings.ToLower(k)
+	}
 	return strings.Map(func(r rune) rune {
 		least := r
 		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
@@ -273,10 +287,10 @@ func parseSection(key, text string, rd reading) (*section, Findings) {
 			seq := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq", Content: make([]*yaml.Node, 0, len(spans))}
 			seq.Line, seq.Column = firstDash(spans[0].text)
 			s.doc, s.seq, s.perItem = &yaml.Node{Kind: yaml.DocumentNode, Content: []*yaml.Node{seq}}, seq, true
-			return s, s.readEntries(len(spans), func(i int) (*yaml.Node, json.RawMessage) {
+			return s, s.readEntries(len(spans), func(i int) (*yaml.Node, fieldSource) {
 				n := shiftedCopy(readings[i].node, spans[i].line-1)
 				seq.Content = append(seq.Content, n)
-				return n, readings[i].json
+				return n, readings[i]
 			})
 		}
 	}
@@ -298,7 +312,7 @@ func parseSection(key, text string, rd reading) (*section, Findings) {
 	if fs != nil {
 		return s, fs
 	}
-	return s, s.readEntries(len(views), func(i int) (*yaml.Node, json.RawMessage) { return s.seq.Content[i], views[i] })
+	return s, s.readEntries(len(views), func(i int) (*yaml.Node, fieldSource) { return s.seq.Content[i], rawFields(views[i]) })
 }
 
 // fail marks the section broken with one finding.
@@ -434,7 +448,7 @@ func (s *section) readAsAuthenticator() ([]json.RawMessage, Findings) {
 // MaxFindings problems is not read further: it is refused whatever the
 // rest holds, and reading on costs memory and time in proportion to a
 // hostile document, for findings nobody will read.
-func (s *section) readEntries(n int, item func(i int) (*yaml.Node, json.RawMessage)) Findings {
+func (s *section) readEntries(n int, item func(i int) (*yaml.Node, fieldSource)) Findings {
 	var findings Findings
 	s.entries = make([]*entry, 0, n)
 	for i := range n {
@@ -444,17 +458,17 @@ func (s *section) readEntries(n int, item func(i int) (*yaml.Node, json.RawMessa
 				Message: fmt.Sprintf("%s holds at least %d problems in its first %d of %d entries; the rest was not checked.", s.key, len(findings), i, n),
 				Hint:    "fix the problems listed, then save again"})
 		}
-		node, view := item(i)
+		node, fields := item(i)
 		e := &entry{key: s.key, index: i, node: node}
 		s.entries = append(s.entries, e)
-		findings = append(findings, e.read(view)...)
+		findings = append(findings, e.read(fields)...)
 	}
 	return findings
 }
 
-// read fills the entry in from its tree and its JSON view, and returns what
-// is wrong with its shape.
-func (e *entry) read(view json.RawMessage) Findings {
+// read fills the entry in from its tree and its fields as the
+// authenticator reads them, and returns what is wrong with its shape.
+func (e *entry) read(src fieldSource) Findings {
 	key, i, item := e.key, e.index, e.node
 	if item.Kind == yaml.AliasNode {
 		item = item.Alias
@@ -514,17 +528,49 @@ func (e *entry) read(view json.RawMessage) Findings {
 				Hint:    fmt.Sprintf("write the value of %s out instead of *%s", kn.Value, vn.Value)})
 		}
 	}
-	obj, err := jsonObject(view)
-	if err != nil {
+	fields := src.fields()
+	if fields == nil {
 		return findings // not an object: reported above through the v3 kind check
+	}
+	e.view, e.written, e.strs = fields.view, fields.written, fields.strs
+	for j := range findings {
+		findings[j].Entry = e.label()
+	}
+	return findings
+}
+
+// fieldView is an entry as the authenticator decodes it, by lowercased
+// key: view holds each field's JSON, written every spelling seen per
+// lowercased key, strs the fields that are JSON strings, decoded. It
+// depends on the entry's JSON alone, so an item read on its own computes
+// it once (ItemReading.fields) and every entry read from that item shares
+// it: nothing changes it after it is made.
+type fieldView struct {
+	view    map[string]json.RawMessage
+	written map[string][]string
+	strs    map[string]string
+}
+
+// fieldSource gives an entry's fieldView, made when first asked for: an
+// entry that is not a mapping never needs it.
+type fieldSource interface{ fields() *fieldView }
+
+// rawFields is an entry's JSON, read when asked.
+type rawFields json.RawMessage
+
+func (r rawFields) fields() *fieldView { return readFieldView(json.RawMessage(r)) }
+
+// readFieldView reads an entry's JSON; nil when it is not an object or an
+// empty one.
+func readFieldView(raw json.RawMessage) *fieldView {
+	obj, err := jsonObject(raw)
+	if err != nil || len(obj) == 0 {
+		return nil
 	}
 	// In the order encoding/json applies them (the JSON has its keys
 	// sorted): a later spelling of a field wins, unless it is null, which
 	// leaves a string field alone.
-	if len(obj) == 0 {
-		return findings
-	}
-	e.view, e.written = make(map[string]json.RawMessage, len(obj)), make(map[string][]string, len(obj))
+	f := &fieldView{view: make(map[string]json.RawMessage, len(obj)), written: make(map[string][]string, len(obj))}
 	keys := make([]string, 0, len(obj))
 	for k := range obj {
 		keys = append(keys, k)
@@ -532,21 +578,18 @@ func (e *entry) read(view json.RawMessage) Findings {
 	sort.Strings(keys)
 	for _, k := range keys {
 		lk := foldKey(k)
-		if _, set := e.view[lk]; !set || string(obj[k]) != "null" {
-			e.view[lk] = obj[k]
+		if _, set := f.view[lk]; !set || string(obj[k]) != "null" {
+			f.view[lk] = obj[k]
 		}
-		e.written[lk] = append(e.written[lk], k)
+		f.written[lk] = append(f.written[lk], k)
 	}
-	e.strs = make(map[string]string, len(e.view))
-	for k, raw := range e.view {
+	f.strs = make(map[string]string, len(f.view))
+	for k, raw := range f.view {
 		if v, ok := jsonString(raw); ok {
-			e.strs[k] = v
+			f.strs[k] = v
 		}
 	}
-	for j := range findings {
-		findings[j].Entry = e.label()
-	}
-	return findings
+	return f
 }
 
 // yamlReason is a YAML parser error without its "yaml: line N:" prefix:

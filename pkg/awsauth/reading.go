@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"strings"
+	"sync"
 
 	yaml "go.yaml.in/yaml/v3"
 	sigsyaml "sigs.k8s.io/yaml"
@@ -68,6 +69,16 @@ type ItemReading struct {
 	readable bool
 	// depth is how deep the item nests, and deepLine where (see nesting).
 	depth, deepLine int
+
+	// view is the item's fields as the authenticator decodes them, made
+	// once, when first needed, and shared by every entry read from it.
+	viewOnce sync.Once
+	view     *fieldView
+}
+
+func (r *ItemReading) fields() *fieldView {
+	r.viewOnce.Do(func() { r.view = readFieldView(r.json) })
+	return r.view
 }
 
 // Size estimates the bytes the reading holds (its tree, JSON and text).
@@ -178,7 +189,8 @@ func readItem(text string) *ItemReading {
 	}
 	r.node, r.json, r.readable = root.Content[0], items[0], true
 	r.depth, r.deepLine = nesting(r.node)
-	r.size += len(items[0]) + treeSize(r.node)
+	// The tree, the JSON, and the fields made from it when first used.
+	r.size += 3*len(items[0]) + 512 + treeSize(r.node)
 	return r
 }
 
@@ -262,17 +274,36 @@ func firstDash(text string) (line, col int) {
 }
 
 // shiftedCopy copies a tree (without aliases: an item that is read on its
-// own holds none) with its lines moved down by lines.
+// own holds none) with its lines moved down by lines. The copies are made
+// in one allocation: this runs for every item of every reading.
 func shiftedCopy(n *yaml.Node, lines int) *yaml.Node {
-	c := *n
+	slab := make([]yaml.Node, countNodes(n))
+	c, _ := copyInto(n, lines, slab)
+	return c
+}
+
+func countNodes(n *yaml.Node) int {
+	count := 1
+	for _, c := range n.Content {
+		count += countNodes(c)
+	}
+	return count
+}
+
+// copyInto copies n into slab[0] and its descendants after it, and returns
+// the copy and what is left of slab.
+func copyInto(n *yaml.Node, lines int, slab []yaml.Node) (*yaml.Node, []yaml.Node) {
+	c := &slab[0]
+	*c = *n
+	slab = slab[1:]
 	if c.Line > 0 {
 		c.Line += lines
 	}
 	if len(n.Content) > 0 {
 		c.Content = make([]*yaml.Node, len(n.Content))
 		for i, child := range n.Content {
-			c.Content[i] = shiftedCopy(child, lines)
+			c.Content[i], slab = copyInto(child, lines, slab)
 		}
 	}
-	return &c
+	return c, slab
 }

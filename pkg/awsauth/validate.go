@@ -313,8 +313,8 @@ func (v *validator) validateGroups(e *entry) {
 			"list the groups under groups:, each on its own '- ' line indented below it, or write groups: [] if the entry is meant to have none")
 		return
 	}
-	var groups []json.RawMessage
-	if json.Unmarshal(raw, &groups) != nil {
+	groups, err := jsonArray(raw)
+	if err != nil {
 		v.entryFinding(SeverityError, e, fieldGroups, "InvalidGroups",
 			fmt.Sprintf("groups is read as %s, not as a list; the authenticator would drop the groups.", describeJSON(raw)),
 			"write groups as a list, each group on its own '- ' line under groups:")

@@ -11,7 +11,6 @@ package iamarn
 
 import (
 	"fmt"
-	"regexp"
 	"slices"
 	"strings"
 
@@ -30,18 +29,58 @@ const (
 	KindRoot = "root"
 )
 
-var (
-	accountIDPattern = regexp.MustCompile(`^[0-9]{12}$`)
-	// IAM role and user names: 1-64 characters of [\w+=,.@-] (ASCII).
-	namePattern = regexp.MustCompile(`^[\w+=,.@-]{1,64}$`)
-	// Permission set names: 1-32 characters of the same set.
-	permissionSetPattern = regexp.MustCompile(`^[\w+=,.@-]{1,32}$`)
-	// IAM paths: "/" or "/a/b/" of printable ASCII without spaces.
-	pathPattern = regexp.MustCompile(`^/([\x21-\x7e]+/)*$`)
-)
+// The character rules below are checked byte by byte rather than with
+// regular expressions: they run for every entry of every request, and a
+// regexp match was a tenth of the engine's time on a cached read.
 
 // ValidAccountID reports whether s is a 12-digit AWS account ID.
-func ValidAccountID(s string) bool { return accountIDPattern.MatchString(s) }
+func ValidAccountID(s string) bool {
+	if len(s) != 12 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// validNameOf reports whether s is 1 to max characters of [\w+=,.@-]
+// (ASCII): the rule for IAM role and user names (64) and permission set
+// names (32).
+func validNameOf(s string, max int) bool {
+	if len(s) < 1 || len(s) > max {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case c == '_', c == '+', c == '=', c == ',', c == '.', c == '@', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// validPath reports whether s is an IAM path: "/" or "/a/b/" of printable
+// ASCII without spaces (the regular expression ^/([\x21-\x7e]+/)*$).
+func validPath(s string) bool {
+	if s == "/" {
+		return true
+	}
+	if len(s) < 3 || s[0] != '/' || s[len(s)-1] != '/' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x21 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
 
 // Principal is an IAM principal ARN split into the parts the authenticator
 // cares about.
@@ -168,13 +207,13 @@ func Parse(s string, opts ...Option) (Principal, error) {
 			Hint: "map the IAM role or user that people sign in with",
 		}
 	}
-	if !namePattern.MatchString(p.Name) {
+	if !validNameOf(p.Name, 64) {
 		return p, &Error{
 			Msg:  fmt.Sprintf("%q does not end in a valid IAM %s name%s", s, p.Kind, firstIllegal(p.Name)),
 			Hint: "IAM names are 1-64 characters of letters, digits and +=,.@_-",
 		}
 	}
-	if !pathPattern.MatchString(p.Path) {
+	if !validPath(p.Path) {
 		return p, &Error{
 			Msg:  fmt.Sprintf("%q has the IAM path %q, which is not a valid IAM path%s", s, p.Path, firstIllegal(p.Path)),
 			Hint: "IAM paths are /, or /a/b/ of printable ASCII without spaces",
@@ -272,7 +311,7 @@ func ParseSSORoleName(roleName string) (permissionSet, suffix string, ok bool) {
 		return "", "", false
 	}
 	permissionSet, suffix = rest[:i], rest[i+1:]
-	if !namePattern.MatchString(permissionSet) || !isAlnum(suffix) {
+	if !validNameOf(permissionSet, 64) || !isAlnum(suffix) {
 		return "", "", false
 	}
 	return permissionSet, suffix, true
@@ -280,10 +319,10 @@ func ParseSSORoleName(roleName string) (permissionSet, suffix string, ok bool) {
 
 // ValidPermissionSetName reports whether name is a legal IAM Identity Center
 // permission-set name: 1–32 characters of [A-Za-z0-9_+=,.@-].
-func ValidPermissionSetName(name string) bool { return permissionSetPattern.MatchString(name) }
+func ValidPermissionSetName(name string) bool { return validNameOf(name, 32) }
 
 // ValidName reports whether name is a legal IAM role or user name.
-func ValidName(name string) bool { return namePattern.MatchString(name) }
+func ValidName(name string) bool { return validNameOf(name, 64) }
 
 func isAlnum(s string) bool {
 	if s == "" {
