@@ -115,7 +115,7 @@ func load(data map[string]string, rd reading) *Loaded {
 		}
 	}
 	if text, ok := data[KeyMapUsers]; ok && !isSkippable(text) {
-		raw, err := decodeKey[authUserMapping](text, rd)
+		raw, err := decodeKey(text, rd, (*ItemReading).asUser)
 		if err != nil {
 			fail(KeyMapUsers, err)
 		}
@@ -128,7 +128,7 @@ func load(data map[string]string, rd reading) *Loaded {
 		}
 	}
 	if text, ok := data[KeyMapRoles]; ok && !isSkippable(text) {
-		raw, err := decodeKey[authRoleMapping](text, rd)
+		raw, err := decodeKey(text, rd, (*ItemReading).asRole)
 		if err != nil {
 			fail(KeyMapRoles, err)
 		}
@@ -154,12 +154,13 @@ func load(data map[string]string, rd reading) *Loaded {
 // told to read whole, it reads item by item where that is exact; an item that
 // does not decode sends the key to the whole decode, whose error is the
 // authenticator's.
-func decodeKey[T any](text string, rd reading) ([]T, error) {
+func decodeKey[T any](text string, rd reading, decoded func(*ItemReading) (T, bool)) ([]T, error) {
 	if !rd.whole {
-		if views, ok := itemViews(text, rd.cache); ok {
-			out := make([]T, len(views))
-			for i, v := range views {
-				if json.Unmarshal(v, &out[i]) != nil {
+		if _, readings, ok := readSpans(text, rd.cache); ok {
+			out := make([]T, len(readings))
+			for i, r := range readings {
+				var ok bool
+				if out[i], ok = decoded(r); !ok {
 					out = nil
 					break
 				}

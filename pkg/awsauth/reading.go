@@ -74,7 +74,26 @@ type ItemReading struct {
 	// once, when first needed, and shared by every entry read from it.
 	viewOnce sync.Once
 	view     *fieldView
+	// role and user are the item as the authenticator's mapping structs.
+	role decodedItem[authRoleMapping]
+	user decodedItem[authUserMapping]
 }
+
+// Decoded the way the authenticator decodes each item of mapRoles or
+// mapUsers, once, when first needed; shared, never changed.
+type decodedItem[T any] struct {
+	once sync.Once
+	v    T
+	ok   bool
+}
+
+func (d *decodedItem[T]) get(raw json.RawMessage) (T, bool) {
+	d.once.Do(func() { d.ok = json.Unmarshal(raw, &d.v) == nil })
+	return d.v, d.ok
+}
+
+func (r *ItemReading) asRole() (authRoleMapping, bool) { return r.role.get(r.json) }
+func (r *ItemReading) asUser() (authUserMapping, bool) { return r.user.get(r.json) }
 
 func (r *ItemReading) fields() *fieldView {
 	r.viewOnce.Do(func() { r.view = readFieldView(r.json) })
@@ -189,8 +208,8 @@ func readItem(text string) *ItemReading {
 	}
 	r.node, r.json, r.readable = root.Content[0], items[0], true
 	r.depth, r.deepLine = nesting(r.node)
-	// The tree, the JSON, and the fields made from it when first used.
-	r.size += 3*len(items[0]) + 512 + treeSize(r.node)
+	// The tree, the JSON, and what is decoded from it when first used.
+	r.size += 4*len(items[0]) + 768 + treeSize(r.node)
 	return r
 }
 
@@ -201,20 +220,6 @@ func treeSize(n *yaml.Node) int {
 		size += treeSize(c)
 	}
 	return size
-}
-
-// itemViews is the authenticator's reading of each item of a key, read
-// item by item through cache; false when the key is to be read whole.
-func itemViews(text string, cache ItemCache) ([]json.RawMessage, bool) {
-	_, readings, ok := readSpans(text, cache)
-	if !ok {
-		return nil, false
-	}
-	views := make([]json.RawMessage, len(readings))
-	for i, r := range readings {
-		views[i] = r.json
-	}
-	return views, true
 }
 
 // readSpans splits a key and reads each item, through cache; false when

@@ -104,7 +104,13 @@ func ScanText(text string) []TextProblem {
 	}
 	for i, w := 0, 0; i < len(text); i += w {
 		var r rune
-		r, w = utf8.DecodeRuneInString(text[i:])
+		if c := text[i]; c < utf8.RuneSelf {
+			// ASCII, most of any aws-auth: no bidi control or hidden
+			// line break is, and decoding is not needed.
+			r, w = rune(c), 1
+		} else {
+			r, w = utf8.DecodeRuneInString(text[i:])
+		}
 		switch {
 		case r == utf8.RuneError && w == 1:
 			add(TextInvalidUTF8, rune(text[i]))
@@ -141,6 +147,11 @@ type Problem struct {
 // Value judges a string that is compared byte for byte (an ARN, a
 // username, a group, a key): nil when it is plain, else the first problem.
 func Value(v string) *Problem {
+	if isPrintableASCII(v) {
+		// Latin letters, digits and ASCII symbols only: in NFC, one
+		// script, nothing invisible.
+		return nil
+	}
 	for _, r := range v {
 		if r < 0x80 && r >= 0x20 && r != 0x7f {
 			continue
@@ -185,6 +196,16 @@ func Value(v string) *Problem {
 		return p
 	}
 	return nil
+}
+
+// isPrintableASCII reports whether s holds only #x20-#x7E ("" included).
+func isPrintableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
 }
 
 func isPlainASCII(s string) bool {
