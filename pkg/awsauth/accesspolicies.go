@@ -127,7 +127,7 @@ func (e *entry) accessPolicyLines() []int {
 	}
 	lines := make([]int, len(n.Content))
 	for i, c := range n.Content {
-		lines[i] = c.Line
+		lines[i] = e.lineOf(c)
 	}
 	return lines
 }

@@ -65,6 +65,12 @@ type entry struct {
 	key   string
 	index int
 	node  *yaml.Node // the item
+	// shift is what to add to the lines of node's tree to get lines of the
+	// key: an item read on its own counts its lines from its first line.
+	// Its tree is then the cached one, shared with every reading of that
+	// item's text, and never changed: own copies it before an edit.
+	shift  int
+	shared bool
 	// isMapping is false for an item that is not a mapping; it was reported
 	// when parsed and is neither validated further nor edited.
 	isMapping bool
@@ -151,12 +157,44 @@ func (e *entry) has(field string) bool {
 // absent.
 func (e *entry) line(field string) int {
 	if n := e.keyNodes[field]; n != nil {
-		return n.Line
+		return e.lineOf(n)
 	}
 	if e.node != nil {
-		return e.node.Line
+		return e.lineOf(e.node)
 	}
 	return 0
+}
+
+// lineOf is the line of the key that a node of the entry's tree is on.
+func (e *entry) lineOf(n *yaml.Node) int {
+	if n.Line > 0 {
+		return n.Line + e.shift
+	}
+	return n.Line
+}
+
+// own gives the entry a tree of its own, at the lines of the key, in place
+// of the shared one (s's list holds the copy too), so that it can be
+// edited.
+func (e *entry) own(s *section) {
+	if !e.shared {
+		return
+	}
+	copied := shiftedCopy(e.node, e.shift)
+	for j, orig := range e.node.Content {
+		for k, n := range e.keyNodes {
+			if n == orig {
+				e.keyNodes[k] = copied.Content[j]
+			}
+		}
+		for k, n := range e.valueNodes {
+			if n == orig {
+				e.valueNodes[k] = copied.Content[j]
+			}
+		}
+	}
+	s.seq.Content[e.index] = copied
+	e.node, e.shift, e.shared = copied, 0, false
 }
 
 // label names the entry for people: its permission set, else its ARN
@@ -282,15 +320,14 @@ func parseSection(key, text string, rd reading) (*section, Findings) {
 				}
 			}
 			// The list, where its first "-" is, as goyaml.v3 places it;
-			// its items are copies of the items' trees, moved to their
-			// lines, made as the entries are read.
+			// its items are the items' own (cached, shared) trees, their
+			// lines counted from each item's first line.
 			seq := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq", Content: make([]*yaml.Node, 0, len(spans))}
 			seq.Line, seq.Column = firstDash(spans[0].text)
 			s.doc, s.seq, s.perItem = &yaml.Node{Kind: yaml.DocumentNode, Content: []*yaml.Node{seq}}, seq, true
-			return s, s.readEntries(len(spans), func(i int) (*yaml.Node, fieldSource) {
-				n := shiftedCopy(readings[i].node, spans[i].line-1)
-				seq.Content = append(seq.Content, n)
-				return n, readings[i]
+			return s, s.readEntries(len(spans), func(i int) (*yaml.Node, int, fieldSource) {
+				seq.Content = append(seq.Content, readings[i].node)
+				return readings[i].node, spans[i].line - 1, readings[i]
 			})
 		}
 	}
@@ -312,7 +349,7 @@ func parseSection(key, text string, rd reading) (*section, Findings) {
 	if fs != nil {
 		return s, fs
 	}
-	return s, s.readEntries(len(views), func(i int) (*yaml.Node, fieldSource) { return s.seq.Content[i], rawFields(views[i]) })
+	return s, s.readEntries(len(views), func(i int) (*yaml.Node, int, fieldSource) { return s.seq.Content[i], 0, rawFields(views[i]) })
 }
 
 // fail marks the section broken with one finding.
@@ -448,18 +485,18 @@ func (s *section) readAsAuthenticator() ([]json.RawMessage, Findings) {
 // MaxFindings problems is not read further: it is refused whatever the
 // rest holds, and reading on costs memory and time in proportion to a
 // hostile document, for findings nobody will read.
-func (s *section) readEntries(n int, item func(i int) (*yaml.Node, fieldSource)) Findings {
+func (s *section) readEntries(n int, item func(i int) (node *yaml.Node, shift int, fields fieldSource)) Findings {
 	var findings Findings
 	s.entries = make([]*entry, 0, n)
 	for i := range n {
 		if len(findings) >= MaxFindings {
 			s.broken = true
-			return append(findings, Finding{Severity: SeverityError, Key: s.key, Index: intp(i), Line: s.entries[i-1].node.Line, Reason: "TooManyProblems",
+			return append(findings, Finding{Severity: SeverityError, Key: s.key, Index: intp(i), Line: s.entries[i-1].line(""), Reason: "TooManyProblems",
 				Message: fmt.Sprintf("%s holds at least %d problems in its first %d of %d entries; the rest was not checked.", s.key, len(findings), i, n),
 				Hint:    "fix the problems listed, then save again"})
 		}
-		node, fields := item(i)
-		e := &entry{key: s.key, index: i, node: node}
+		node, shift, fields := item(i)
+		e := &entry{key: s.key, index: i, node: node, shift: shift, shared: s.perItem}
 		s.entries = append(s.entries, e)
 		findings = append(findings, e.read(fields)...)
 	}
@@ -475,18 +512,18 @@ func (e *entry) read(src fieldSource) Findings {
 	}
 	switch {
 	case item.Kind == yaml.ScalarNode && item.ShortTag() == "!!null":
-		return Findings{{Severity: SeverityError, Key: key, Index: intp(i), Line: item.Line,
+		return Findings{{Severity: SeverityError, Key: key, Index: intp(i), Line: e.lineOf(item),
 			Reason: "EmptyEntry", Message: fmt.Sprintf("entry %d is empty: the authenticator skips it (an entry needs a %s) and reports %s as broken.", i, arnField(key), key),
 			Hint: "remove the empty '- ' line or fill the entry in"}}
 	case item.Kind != yaml.MappingNode:
-		return Findings{{Severity: SeverityError, Key: key, Index: intp(i), Line: item.Line,
+		return Findings{{Severity: SeverityError, Key: key, Index: intp(i), Line: e.lineOf(item),
 			Reason: "NotAMapping", Message: fmt.Sprintf("entry %d is not a mapping of key: value lines: the authenticator cannot read it as an entry, skips it and reports %s as broken.", i, key),
 			Hint: "write the entry as 'key: value' lines under its '- '"}}
 	}
 	if len(item.Content) == 0 {
 		// Reported here rather than in validation, so that a list of
 		// 200,000 `- {}` stops being read at MaxFindings.
-		return Findings{{Severity: SeverityError, Key: key, Index: intp(i), Line: item.Line, Reason: "EmptyEntry",
+		return Findings{{Severity: SeverityError, Key: key, Index: intp(i), Line: e.lineOf(item), Reason: "EmptyEntry",
 			Message: fmt.Sprintf("the entry is empty: the authenticator skips it (an entry needs a %s) and reports %s as broken.", arnField(key), key),
 			Hint:    "remove the empty '- ' item or fill it in"}}
 	}
@@ -506,7 +543,7 @@ func (e *entry) read(src fieldSource) Findings {
 			// message and edit here is about the entry as written: a
 			// merged permissionset or path could not be resolved in
 			// place, and would change every entry sharing the anchor.
-			findings = append(findings, Finding{Severity: SeverityError, Key: key, Index: intp(i), Line: kn.Line, Reason: "MergeKey",
+			findings = append(findings, Finding{Severity: SeverityError, Key: key, Index: intp(i), Line: e.lineOf(kn), Reason: "MergeKey",
 				Message: fmt.Sprintf("entry %d takes fields from elsewhere through a YAML merge key (<<); the webhook checks and edits each entry where it is written and cannot vouch for merged fields.", i),
 				Hint:    "write the fields out in the entry itself instead of '<<: *anchor'"})
 			continue
@@ -515,7 +552,7 @@ func (e *entry) read(src fieldSource) Findings {
 		}
 		if prev, seen := e.keyNodes[k]; seen {
 			if prev.Value == kn.Value { // other spellings: DuplicateField in validation
-				findings = append(findings, repeatedKey(key, i, prev, kn))
+				findings = append(findings, repeatedKey(key, i, kn.Value, e.lineOf(prev), e.lineOf(kn)))
 			}
 			continue
 		}
@@ -523,7 +560,7 @@ func (e *entry) read(src fieldSource) Findings {
 		if vn.Kind == yaml.AliasNode && (k == fieldRoleARN || k == fieldUserARN || k == fieldPermissionSet) {
 			// These are the values the webhook rewrites in place; an
 			// alias cannot be rewritten for this entry alone.
-			findings = append(findings, Finding{Severity: SeverityError, Key: key, Index: intp(i), Field: k, Line: vn.Line, Reason: "YAMLAlias",
+			findings = append(findings, Finding{Severity: SeverityError, Key: key, Index: intp(i), Field: k, Line: e.lineOf(vn), Reason: "YAMLAlias",
 				Message: fmt.Sprintf("%s is a YAML alias (*%s); the webhook resolves and rewrites %s where it is written, so it must be written out.", kn.Value, vn.Value, k),
 				Hint:    fmt.Sprintf("write the value of %s out instead of *%s", kn.Value, vn.Value)})
 		}
@@ -678,11 +715,11 @@ func unconvertibleNumber(key string, root *yaml.Node) (Finding, bool) {
 // repeatedKey is the finding for a key written twice in one entry. Most
 // often a '- ' went missing and two entries ran into one: the hint says
 // that first.
-func repeatedKey(key string, index int, first, again *yaml.Node) Finding {
-	return Finding{Severity: SeverityError, Key: key, Index: intp(index), Field: again.Value, Line: again.Line, Reason: "DuplicateField",
-		Message: fmt.Sprintf("the key %q appears twice in entry %d (lines %d and %d of %s); the authenticator silently keeps only the last one.", again.Value, index, first.Line, again.Line, key),
+func repeatedKey(key string, index int, field string, firstLine, againLine int) Finding {
+	return Finding{Severity: SeverityError, Key: key, Index: intp(index), Field: field, Line: againLine, Reason: "DuplicateField",
+		Message: fmt.Sprintf("the key %q appears twice in entry %d (lines %d and %d of %s); the authenticator silently keeps only the last one.", field, index, firstLine, againLine, key),
 		Hint: fmt.Sprintf("if line %d of %s starts another entry, put '- ' in front of it, at the indentation of the other entries' '- '; otherwise keep only one %q",
-			again.Line, key, again.Value)}
+			againLine, key, field)}
 }
 
 // readsAsNothing checks that the authenticator, too, reads a section that

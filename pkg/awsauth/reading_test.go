@@ -312,3 +312,35 @@ func TestFindingsBounded(t *testing.T) {
 		t.Fatalf("an error past the bound must still refuse: %d findings, last %s", len(v.findings), v.findings[len(v.findings)-1])
 	}
 }
+
+// Entries read item by item share the cached trees (entry.own copies one
+// before an edit): renders running at once through one cache must not
+// touch each other's trees (go test -race checks) and must give what a
+// render without the cache gives.
+func TestSharedTreesConcurrently(t *testing.T) {
+	ctx := context.Background()
+	data, _ := benchDocument(200)
+	opts := Options{NodeRoleARNs: []string{"arn:aws:iam::" + benchAccount + ":role/eks-node", "arn:aws:iam::" + benchAccount + ":role/other-node"}}
+	cached := opts
+	cached.Cache = newMapCache()
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 10 {
+				edit := benchEdit(data, g*100+i%3) // the same edits too, from several goroutines
+				got, err := Render(ctx, edit, benchResolver{}, cached)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				want, _ := Render(ctx, edit, benchResolver{}, opts)
+				if !reflect.DeepEqual(got.Data, want.Data) || !reflect.DeepEqual(got.Findings, want.Findings) {
+					t.Errorf("edit %d: the cached render differs from the uncached one", g*100+i)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}

@@ -423,7 +423,8 @@ func (rw *rewriter) rewriteEntries() {
 					Hint:    "write role ARNs without their path"})
 			}
 			if next != arnText {
-				rw.editor(s).setScalar(item, value, next)
+				e.own(s)
+				rw.editor(s).setScalar(e.node, e.valueNodes[field], next)
 			}
 		}
 	}
@@ -465,6 +466,7 @@ func (rw *rewriter) rewritePermissionSet(s *section, e *entry, ps string) {
 	value := e.valueNodes[fieldRoleARN]
 	switch {
 	case value == nil:
+		e.own(s)
 		rw.editor(s).insertField(e.node, e.keyNodes[fieldPermissionSet], fieldRoleARN, target)
 	case value.Kind == yaml.ScalarNode && value.Value != target:
 		if a, err := parseIAMARN(value.Value, false); err == nil {
@@ -475,7 +477,8 @@ func (rw *rewriter) rewritePermissionSet(s *section, e *entry, ps string) {
 					Hint:    fmt.Sprintf("if the entry is meant for %s, write permissionset: %s", owner, owner)})
 			}
 		}
-		rw.editor(s).setScalar(e.node, value, target)
+		e.own(s)
+		rw.editor(s).setScalar(e.node, e.valueNodes[fieldRoleARN], target)
 	}
 }
 

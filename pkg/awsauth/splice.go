@@ -220,6 +220,9 @@ func meansSame(text string, want *yaml.Node) bool {
 }
 
 func sameTree(a, b *yaml.Node) bool {
+	if a == b {
+		return true // one tree: an item's cached reading, shared
+	}
 	if a == nil || b == nil {
 		return a == b
 	}
