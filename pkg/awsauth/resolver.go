@@ -16,7 +16,8 @@ type PermissionSetLookup struct {
 	// no path).
 	ARNs map[string]string
 	// Existing lists every permission set that has a role in the account, so
-	// an error about an unknown name can say which ones do exist.
+	// an error about an unknown name can say which ones do exist. A
+	// resolver may leave it out when every name asked for has a role.
 	Existing []string
 	// Ambiguous lists, for each requested permission set that more than one
 	// SSO role claims (the same permission set provisioned through two

@@ -447,7 +447,18 @@ func (r *Resolver) fromCache(l *listing, names []string, now time.Time) (awsauth
 			return awsauth.PermissionSetLookup{}, false
 		}
 	}
-	return awsauth.PermissionSetLookup{ARNs: arns, Existing: slices.Clone(l.existing), Ambiguous: ambiguous(l, names)}, true
+	return awsauth.PermissionSetLookup{ARNs: arns, Existing: existingFor(l, arns, names), Ambiguous: ambiguous(l, names)}, true
+}
+
+// existingFor is the Existing of an answer: every permission set with a
+// role, for an error about a name that has none; when every name has a
+// role nothing reads it, and copying thousands of names per admission was
+// a tenth of the webhook's allocations.
+func existingFor(l *listing, arns map[string]string, names []string) []string {
+	if len(arns) == len(names) {
+		return nil
+	}
+	return slices.Clone(l.existing)
 }
 
 // knownMissing reports whether name is absent from l and l is recent
@@ -464,7 +475,7 @@ func answer(l *listing, names []string) awsauth.PermissionSetLookup {
 			arns[n] = a
 		}
 	}
-	return awsauth.PermissionSetLookup{ARNs: arns, Existing: slices.Clone(l.existing), Ambiguous: ambiguous(l, names)}
+	return awsauth.PermissionSetLookup{ARNs: arns, Existing: existingFor(l, arns, names), Ambiguous: ambiguous(l, names)}
 }
 
 // ambiguous returns the claiming roles of each name more than one SSO role
