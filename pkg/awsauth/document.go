@@ -306,30 +306,40 @@ func parseSection(key, text string, rd reading) (*section, Findings) {
 	if isSkippable(text) {
 		return s, nil
 	}
-	// Characters read differently, or refused, are judged on the text
-	// before anything is parsed: the parse would be of something else.
-	if fs := checkText(key, text); len(fs) > 0 {
-		s.broken = true
-		return s, fs
-	}
+	var spans []itemSpan
+	var readings []*ItemReading
+	itemwise := false
 	if key != KeyMapAccounts && !rd.whole {
-		if spans, readings, ok := readSpans(text, rd.cache); ok {
-			for i, r := range readings {
-				if r.depth > maxNesting {
-					return s, s.nestedTooDeep(i, spans[i].line-1+r.deepLine, r.depth)
-				}
-			}
-			// The list, where its first "-" is, as goyaml.v3 places it;
-			// its items are the items' own (cached, shared) trees, their
-			// lines counted from each item's first line.
-			seq := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq", Content: make([]*yaml.Node, 0, len(spans))}
-			seq.Line, seq.Column = firstDash(spans[0].text)
-			s.doc, s.seq, s.perItem = &yaml.Node{Kind: yaml.DocumentNode, Content: []*yaml.Node{seq}}, seq, true
-			return s, s.readEntries(len(spans), func(i int) (*yaml.Node, int, fieldSource) {
-				seq.Content = append(seq.Content, readings[i].node)
-				return readings[i].node, spans[i].line - 1, readings[i]
-			})
+		spans, readings, itemwise = readSpans(text, rd.cache)
+	}
+	// Characters read differently, or refused, are judged on the text
+	// before anything parsed is used: the parse would be of something
+	// else. The text rules look at one character at a time (and a CR at
+	// the next), and items are cut after a line feed, so a text whose
+	// items each pass them passes them: each item's verdict is kept with
+	// its reading.
+	if !itemwise || !allClean(readings) {
+		if fs := checkText(key, text); len(fs) > 0 {
+			s.broken = true
+			return s, fs
 		}
+	}
+	if itemwise {
+		for i, r := range readings {
+			if r.depth > maxNesting {
+				return s, s.nestedTooDeep(i, spans[i].line-1+r.deepLine, r.depth)
+			}
+		}
+		// The list, where its first "-" is, as goyaml.v3 places it;
+		// its items are the items' own (cached, shared) trees, their
+		// lines counted from each item's first line.
+		seq := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq", Content: make([]*yaml.Node, 0, len(spans))}
+		seq.Line, seq.Column = firstDash(spans[0].text)
+		s.doc, s.seq, s.perItem = &yaml.Node{Kind: yaml.DocumentNode, Content: []*yaml.Node{seq}}, seq, true
+		return s, s.readEntries(len(spans), func(i int) (*yaml.Node, int, fieldSource) {
+			seq.Content = append(seq.Content, readings[i].node)
+			return readings[i].node, spans[i].line - 1, readings[i]
+		})
 	}
 	if fs, done := s.readTree(); done {
 		return s, fs
@@ -350,6 +360,16 @@ func parseSection(key, text string, rd reading) (*section, Findings) {
 		return s, fs
 	}
 	return s, s.readEntries(len(views), func(i int) (*yaml.Node, int, fieldSource) { return s.seq.Content[i], 0, rawFields(views[i]) })
+}
+
+// allClean reports whether every item passed the text rules.
+func allClean(readings []*ItemReading) bool {
+	for _, r := range readings {
+		if !r.clean {
+			return false
+		}
+	}
+	return true
 }
 
 // fail marks the section broken with one finding.

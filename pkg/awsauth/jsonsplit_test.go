@@ -2,6 +2,7 @@ package awsauth
 
 import (
 	"encoding/json"
+	"math/rand/v2"
 	"reflect"
 	"strings"
 	"testing"
@@ -63,5 +64,31 @@ func TestFoldKeyASCIIShortcut(t *testing.T) {
 	}
 	if got := foldKey("group\u017f"); got != "groups" {
 		t.Errorf(`foldKey("groupſ") = %q, want "groups"`, got)
+	}
+}
+
+// unknownTemplates' shortcut must give what the regular expression alone
+// gives.
+func TestUnknownTemplatesShortcut(t *testing.T) {
+	byRegexp := func(u string) []string {
+		var out []string
+		for _, m := range templatePattern.FindAllStringSubmatch(u, -1) {
+			if !usernameTemplates[m[1]] {
+				out = append(out, m[1])
+			}
+		}
+		return out
+	}
+	parts := []string{"{{", "}}", "{", "}", " ", "SessionName", "SessionNameRaw", "AccountID", "EC2PrivateDNSName", "AccessKeyID", "Other", "a", ":", "{{SessionName}}", "{{ SessionName }}"}
+	rng := rand.New(rand.NewPCG(3, 4))
+	for range 200_000 {
+		var b strings.Builder
+		for range rng.IntN(8) {
+			b.WriteString(parts[rng.IntN(len(parts))])
+		}
+		u := b.String()
+		if got, want := unknownTemplates(u), byRegexp(u); !reflect.DeepEqual(got, want) {
+			t.Fatalf("unknownTemplates(%q) = %q, the regular expression gives %q", u, got, want)
+		}
 	}
 }

@@ -9,6 +9,8 @@ import (
 
 	yaml "go.yaml.in/yaml/v3"
 	sigsyaml "sigs.k8s.io/yaml"
+
+	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/charcheck"
 )
 
 // Reading a data key item by item.
@@ -69,6 +71,8 @@ type ItemReading struct {
 	readable bool
 	// depth is how deep the item nests, and deepLine where (see nesting).
 	depth, deepLine int
+	// clean is set when the item's text passes the text rules (checkText).
+	clean bool
 
 	// view is the item's fields as the authenticator decodes them, made
 	// once, when first needed, and shared by every entry read from it.
@@ -184,7 +188,7 @@ func splitItems(text string) ([]itemSpan, bool) {
 
 // readItem reads one item's text on its own.
 func readItem(text string) *ItemReading {
-	r := &ItemReading{size: 2*len(text) + 256}
+	r := &ItemReading{size: 2*len(text) + 256, clean: len(charcheck.ScanText(text)) == 0}
 	dec := yaml.NewDecoder(strings.NewReader(text))
 	var doc yaml.Node
 	if dec.Decode(&doc) != nil {

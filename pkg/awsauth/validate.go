@@ -21,6 +21,32 @@ var usernameTemplates = map[string]bool{
 
 var templatePattern = regexp.MustCompile(`\{\{\s*([^{}]*?)\s*\}\}`)
 
+// unknownTemplates returns the names of the {{...}} placeholders in a
+// username that the authenticator does not render, in order. A username
+// whose only "{{" are those of known placeholders written plainly (the
+// common case, checked without the regular expression) holds none: taking
+// a known placeholder out cannot hide a match of templatePattern, whose
+// text between the braces holds no brace.
+func unknownTemplates(username string) []string {
+	if !strings.Contains(username, "{{") {
+		return nil
+	}
+	rest := username
+	for name := range usernameTemplates {
+		rest = strings.ReplaceAll(rest, "{{"+name+"}}", "")
+	}
+	if !strings.Contains(rest, "{{") {
+		return nil
+	}
+	var out []string
+	for _, m := range templatePattern.FindAllStringSubmatch(username, -1) {
+		if !usernameTemplates[m[1]] {
+			out = append(out, m[1])
+		}
+	}
+	return out
+}
+
 // validator collects findings for one document.
 type validator struct {
 	findings Findings
@@ -196,12 +222,10 @@ func (v *validator) validateFields(e *entry) {
 			"the entry has no username: whoever signs in through it gets an empty Kubernetes username, which no RBAC binding names.",
 			"add a username, e.g. username: admin:{{SessionName}}")
 	case hasUsername:
-		for _, m := range templatePattern.FindAllStringSubmatch(username, -1) {
-			if !usernameTemplates[m[1]] {
-				v.entryFinding(SeverityWarning, e, fieldUsername, "UnknownTemplate",
-					fmt.Sprintf("the username template {{%s}} is not one the authenticator renders; it stays literally in the name.", m[1]),
-					"use {{AccountID}}, {{SessionName}}, {{SessionNameRaw}}, {{AccessKeyID}} or {{EC2PrivateDNSName}}")
-			}
+		for _, name := range unknownTemplates(username) {
+			v.entryFinding(SeverityWarning, e, fieldUsername, "UnknownTemplate",
+				fmt.Sprintf("the username template {{%s}} is not one the authenticator renders; it stays literally in the name.", name),
+				"use {{AccountID}}, {{SessionName}}, {{SessionNameRaw}}, {{AccessKeyID}} or {{EC2PrivateDNSName}}")
 		}
 	}
 }
