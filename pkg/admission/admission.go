@@ -63,6 +63,9 @@ type Handlers struct {
 	// work bounds the bytes of aws-auth data being worked on (see
 	// Config.MaxInFlightBytes).
 	work *semaphore.Weighted
+	// stored keeps the last oldObjects decoded and loaded (see
+	// storedObjects).
+	stored *storedObjects
 }
 
 // New returns the handlers.
@@ -71,7 +74,7 @@ func New(cfg Config, resolver awsauth.Resolver, auditor *audit.Auditor, log logr
 		cfg.MaxInFlightBytes = DefaultMaxInFlightBytes
 	}
 	return &Handlers{cfg: cfg, resolver: resolver, auditor: auditor, log: log,
-		readings: newReadings(DefaultReadingBytes), work: semaphore.NewWeighted(cfg.MaxInFlightBytes)}
+		readings: newReadings(DefaultReadingBytes), work: semaphore.NewWeighted(cfg.MaxInFlightBytes), stored: newStoredObjects()}
 }
 
 // ReadingStats reports how often item readings came from memory.
@@ -112,6 +115,18 @@ func (h *Handlers) Validator() admission.Handler { return admission.HandlerFunc(
 type request struct {
 	admission.Request
 	obj, old *corev1.ConfigMap
+	// stored is old as remembered, with what the authenticator loads
+	// from it; nil when there is no oldObject.
+	stored *storedObject
+}
+
+// oldLoaded is what the authenticator loads from the oldObject.
+func (h *Handlers) oldLoaded(r *request) *awsauth.Loaded { return r.stored.load(h.readings) }
+
+// oldMatcher indexes oldLoaded for matching callers.
+func (h *Handlers) oldMatcher(r *request) *awsauth.Matcher {
+	r.stored.load(h.readings)
+	return r.stored.matcher
 }
 
 // triage decides whether a request concerns the guarded ConfigMap. It
@@ -132,9 +147,12 @@ func (h *Handlers) triage(req admission.Request) (*request, *admission.Response)
 		resp := admission.Errored(http.StatusBadRequest, fmt.Errorf("object: %w", err))
 		return nil, &resp
 	}
-	if r.old, err = decodeConfigMap(req.OldObject.Raw); err != nil {
+	if r.stored, err = h.stored.decode(req.OldObject.Raw); err != nil {
 		resp := admission.Errored(http.StatusBadRequest, fmt.Errorf("oldObject: %w", err))
 		return nil, &resp
+	}
+	if r.stored != nil {
+		r.old = r.stored.cm // shared with other requests: read, never change
 	}
 	return r, nil
 }
@@ -192,7 +210,7 @@ func (h *Handlers) mutate(ctx context.Context, req admission.Request) admission.
 func (h *Handlers) restoredNodeRoles(ctx context.Context, r *request, res *awsauth.Result) []string {
 	var restored []string
 	if r.Operation == admissionv1.Update && r.old != nil && len(res.AddedNodeRoles) > 0 {
-		old := awsauth.LoadAsAuthenticatorCached(r.old.Data, h.readings)
+		old := h.oldLoaded(r)
 		for _, role := range res.AddedNodeRoles {
 			if ms, _ := old.Match(role); len(ms) > 0 {
 				restored = append(restored, role)

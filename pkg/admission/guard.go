@@ -44,7 +44,7 @@ func (h *Handlers) validate(ctx context.Context, req admission.Request) admissio
 	checkOld := req.Operation == admissionv1.Update && r.old != nil
 	var old *awsauth.Loaded
 	if checkOld {
-		old = awsauth.LoadAsAuthenticatorCached(r.old.Data, h.readings)
+		old = h.oldLoaded(r)
 	}
 	// Judge the object as it will be stored: the mutating handler has
 	// already resolved it, so rendering must change nothing. If it would,
@@ -75,7 +75,7 @@ func (h *Handlers) validate(ctx context.Context, req admission.Request) admissio
 			"the request carries no oldObject, so the lockout guard cannot tell what this edit removes. Fix: send the update through the apiserver, or "+breakGlassFix)
 	}
 	if checkOld {
-		if reason, msg := h.lockout(r, old, res.AsLoaded()); reason != "" {
+		if reason, msg := h.lockout(r, old, h.oldMatcher(r), res.AsLoaded()); reason != "" {
 			return h.guard(ctx, r, reason, msg)
 		}
 	}
@@ -149,16 +149,17 @@ func (h *Handlers) breakGlassGroup(groups []string) string {
 // canonical ARN (a role without its path, a user with it), lowercased,
 // against each mapping's ARN with strings.EqualFold. When the guard cannot
 // tell, it refuses and says why; break-glass is the way through.
-func (h *Handlers) lockout(r *request, old *awsauth.Loaded, now *awsauth.Loaded) (reason, msg string) {
-	if reason, msg := lockoutSelf(r, old, now); reason != "" {
+func (h *Handlers) lockout(r *request, old *awsauth.Loaded, oldMatch *awsauth.Matcher, now *awsauth.Loaded) (reason, msg string) {
+	nowMatch := now.Matcher() // indexed once: old may hold thousands of node roles
+	if reason, msg := lockoutSelf(r, old, oldMatch, now, nowMatch); reason != "" {
 		return reason, msg
 	}
-	return lockoutNodeRoles(old, now)
+	return lockoutNodeRoles(old, nowMatch)
 }
 
 const breakGlassFix = "ask someone in a break-glass group to make this change"
 
-func lockoutSelf(r *request, old, now *awsauth.Loaded) (reason, msg string) {
+func lockoutSelf(r *request, old *awsauth.Loaded, oldMatch *awsauth.Matcher, now *awsauth.Loaded, nowMatch *awsauth.Matcher) (reason, msg string) {
 	signedIn := extraValue(r.UserInfo.Extra, "canonicalArn")
 	if signedIn == "" {
 		return "", "" // not signed in through the authenticator
@@ -168,7 +169,7 @@ func lockoutSelf(r *request, old, now *awsauth.Loaded) (reason, msg string) {
 		return "GuardCannotTell", fmt.Sprintf("you are signed in as %q (userInfo.extra canonicalArn), which is not an identity the authenticator maps (%v), so the lockout guard cannot tell whether this edit keeps your access. Fix: %s",
 			signedIn, err, breakGlassFix)
 	}
-	was, key := old.Match(canonical)
+	was, key := oldMatch.Match(canonical)
 	if len(was) == 0 {
 		// Not mapped by an entry: through mapAccounts, if at all (then as
 		// the ARN itself, with no groups).
@@ -184,7 +185,7 @@ func lockoutSelf(r *request, old, now *awsauth.Loaded) (reason, msg string) {
 	}
 	w := was[0]
 	entry := fmt.Sprintf("%s[%d] (%s), the mapping you are signed in with (%s)", key, w.Index, w.Label(), signedIn)
-	is, _ := now.Match(canonical)
+	is, _ := nowMatch.Match(canonical)
 	text := ""
 	switch {
 	case len(is) == 0:
@@ -207,8 +208,7 @@ func lockoutSelf(r *request, old, now *awsauth.Loaded) (reason, msg string) {
 // same username: the node authorizer knows nodes by
 // system:node:{{EC2PrivateDNSName}}. A role ARN written with a path never
 // matched a node, so it protects nothing.
-func lockoutNodeRoles(old, now *awsauth.Loaded) (reason, msg string) {
-	nowMatch := now.Matcher() // indexed once: old may hold thousands of node roles
+func lockoutNodeRoles(old *awsauth.Loaded, nowMatch *awsauth.Matcher) (reason, msg string) {
 	for _, w := range old.Roles {
 		if w.SSO || !hasAll(w.Groups, nodeGroups) {
 			continue

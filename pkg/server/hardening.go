@@ -78,13 +78,17 @@ const (
 type admissionGuard struct {
 	next   http.Handler
 	budget *semaphore.Weighted
+	idle   *idleTrimmer // told of every admission; may be nil
 }
 
-func newAdmissionGuard(next http.Handler, budget *semaphore.Weighted) http.Handler {
-	return &admissionGuard{next: next, budget: budget}
+func newAdmissionGuard(next http.Handler, budget *semaphore.Weighted, idle *idleTrimmer) http.Handler {
+	return &admissionGuard{next: next, budget: budget, idle: idle}
 }
 
 func (g *admissionGuard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if g.idle != nil {
+		defer g.idle.touch()
+	}
 	deadline := time.Now().Add(handlerBudget(r))
 	ctx, cancel := context.WithDeadline(r.Context(), deadline)
 	defer cancel()

@@ -130,7 +130,7 @@ func review(t *testing.T, body io.Reader) admissionv1.AdmissionReview {
 func TestAdmissionGuardRefusesOversizedBodyUnread(t *testing.T) {
 	var called atomic.Bool
 	inner := http.HandlerFunc(func(http.ResponseWriter, *http.Request) { called.Store(true) })
-	h := newAdmissionGuard(inner, semaphore.NewWeighted(maxInFlightBodyBytes))
+	h := newAdmissionGuard(inner, semaphore.NewWeighted(maxInFlightBodyBytes), nil)
 	body := &countingReader{r: io.LimitReader(zeros{}, 64<<20)}
 	req := httptest.NewRequest(http.MethodPost, "/mutate", body)
 	req.ContentLength = 64 << 20
@@ -152,7 +152,7 @@ func TestAdmissionGuardRefusesOversizedBodyUnread(t *testing.T) {
 }
 
 func TestAdmissionGuardCutsBodyOfUnknownLength(t *testing.T) {
-	ts := httptest.NewServer(newAdmissionGuard(allowAll(), semaphore.NewWeighted(maxInFlightBodyBytes)))
+	ts := httptest.NewServer(newAdmissionGuard(allowAll(), semaphore.NewWeighted(maxInFlightBodyBytes), nil))
 	defer ts.Close()
 	body := &countingReader{r: io.LimitReader(zeros{}, 64<<20)}
 	req, err := http.NewRequest(http.MethodPost, ts.URL, onlyReader{body})
@@ -190,7 +190,7 @@ func TestAdmissionGuardAdmitsLegitimateSize(t *testing.T) {
 	if len(body) < 2<<20 {
 		t.Fatalf("the test body is only %d bytes", len(body))
 	}
-	ts := httptest.NewServer(newAdmissionGuard(allowAll(), semaphore.NewWeighted(maxInFlightBodyBytes)))
+	ts := httptest.NewServer(newAdmissionGuard(allowAll(), semaphore.NewWeighted(maxInFlightBodyBytes), nil))
 	defer ts.Close()
 	resp, err := http.Post(ts.URL, "application/json", bytes.NewReader(body))
 	if err != nil {
@@ -221,7 +221,7 @@ func TestAdmissionGuardDeadlineFromTimeoutParameter(t *testing.T) {
 			deadline = d
 		})
 		before := time.Now()
-		newAdmissionGuard(inner, semaphore.NewWeighted(1)).ServeHTTP(httptest.NewRecorder(),
+		newAdmissionGuard(inner, semaphore.NewWeighted(1), nil).ServeHTTP(httptest.NewRecorder(),
 			httptest.NewRequest(http.MethodPost, "/mutate"+tc.query, nil))
 		after := time.Now()
 		// The deadline was set between before and after, want from then.
@@ -252,7 +252,7 @@ func TestAdmissionGuardBoundsBodiesInFlight(t *testing.T) {
 		<-release
 		inFlight.Add(-1)
 	})
-	h := newAdmissionGuard(inner, semaphore.NewWeighted(2*MaxRequestBodyBytes))
+	h := newAdmissionGuard(inner, semaphore.NewWeighted(2*MaxRequestBodyBytes), nil)
 	unknownLength := func(ctx context.Context) *http.Request {
 		r := httptest.NewRequestWithContext(ctx, http.MethodPost, "/mutate?timeout=1m", onlyReader{strings.NewReader("{}")})
 		r.ContentLength = -1

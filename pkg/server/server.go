@@ -17,7 +17,6 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/semaphore"
-	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -83,12 +82,10 @@ func Run(ctx context.Context, restConfig *rest.Config, opts Options, log logr.Lo
 	}
 	certs.RegisterCallback(audit.Register(metrics.Registry, newServingCertificate()).observe)
 
-	scheme := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(scheme); err != nil {
-		return err
-	}
 	mgr, err := ctrl.NewManager(restConfig, manager.Options{
-		Scheme:                        scheme,
+		// client-go's scheme, filled when the package loads: a scheme of
+		// our own would hold every built-in type a second time.
+		Scheme:                        clientgoscheme.Scheme,
 		Logger:                        log,
 		HealthProbeBindAddress:        opts.HealthProbeAddress,
 		Metrics:                       metricsserver.Options{BindAddress: opts.MetricsAddress},
@@ -117,8 +114,12 @@ func Run(ctx context.Context, restConfig *rest.Config, opts Options, log logr.Lo
 	srv := mgr.GetWebhookServer()
 	// One body budget for both paths: see admissionGuard.
 	bodies := semaphore.NewWeighted(maxInFlightBodyBytes)
-	srv.Register(MutatePath, newAdmissionGuard(&webhook.Admission{Handler: handlers.Mutator()}, bodies))
-	srv.Register(ValidatePath, newAdmissionGuard(&webhook.Admission{Handler: handlers.Validator()}, bodies))
+	idle := newIdleTrimmer()
+	srv.Register(MutatePath, newAdmissionGuard(&webhook.Admission{Handler: handlers.Mutator()}, bodies, idle))
+	srv.Register(ValidatePath, newAdmissionGuard(&webhook.Admission{Handler: handlers.Validator()}, bodies, idle))
+	if err := mgr.Add(everyReplica{manager.RunnableFunc(idle.Start)}); err != nil {
+		return err
+	}
 
 	loop := resync.New(mgr.GetClient(), mgr.GetAPIReader(), resolver, auditor, log.WithName("resync"), resync.Options{
 		Namespace:    opts.Namespace,

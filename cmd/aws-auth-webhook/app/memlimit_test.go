@@ -16,8 +16,9 @@ import (
 func keepMemoryLimit(t *testing.T) {
 	t.Helper()
 	before := debug.SetMemoryLimit(-1)
-	t.Cleanup(func() { debug.SetMemoryLimit(before) })
-	for _, k := range []string{"GOMEMLIMIT", "AUTOMEMLIMIT"} {
+	gogc := debug.SetGCPercent(100)
+	t.Cleanup(func() { debug.SetMemoryLimit(before); debug.SetGCPercent(gogc) })
+	for _, k := range []string{"GOMEMLIMIT", "AUTOMEMLIMIT", "GOGC"} {
 		t.Setenv(k, "")
 		os.Unsetenv(k)
 	}
@@ -36,6 +37,21 @@ func TestMemoryLimitIs70PercentOfTheContainers(t *testing.T) {
 	}
 	if got := debug.SetMemoryLimit(-1); got != want {
 		t.Fatalf("the runtime's limit is %d, want %d", got, want)
+	}
+	if got := debug.SetGCPercent(-1); got != gcPercentUnderLimit || ml.GCPercent != got {
+		t.Fatalf("GOGC is %d (reported %d), want %d under a limit", got, ml.GCPercent, gcPercentUnderLimit)
+	}
+}
+
+func TestGOGCFromTheEnvironmentWins(t *testing.T) {
+	keepMemoryLimit(t)
+	t.Setenv("GOGC", "50")
+	debug.SetGCPercent(50) // what the runtime made of it at start
+	if _, err := setMemoryLimit(memlimit.Limit(128 << 20)); err != nil {
+		t.Fatal(err)
+	}
+	if got := debug.SetGCPercent(-1); got != 50 {
+		t.Fatalf("GOGC became %d, want the environment's 50", got)
 	}
 }
 
@@ -60,6 +76,9 @@ func TestNoContainerLimitLeavesNoLimit(t *testing.T) {
 	ml, err := setMemoryLimit(func() (uint64, error) { return 0, memlimit.ErrNoLimit })
 	if err != nil || ml.Bytes != math.MaxInt64 || ml.Source != "no cgroup limit" {
 		t.Fatalf("got %+v, %v; want no limit", ml, err)
+	}
+	if got := debug.SetGCPercent(-1); got != 100 {
+		t.Fatalf("GOGC became %d without a limit, want the default 100", got)
 	}
 }
 

@@ -62,7 +62,7 @@ the files change. Kubernetes access: in-cluster, or --kubeconfig / KUBECONFIG.`,
 			if ml, err := setMemoryLimit(memlimit.FromCgroup); err != nil {
 				log.Info("Go memory limit not set: no container memory limit could be read", "reason", err.Error())
 			} else {
-				log.Info("Go memory limit", "GOMEMLIMIT", ml.Bytes, "source", ml.Source, "containerLimit", ml.Container)
+				log.Info("Go memory limit", "GOMEMLIMIT", ml.Bytes, "source", ml.Source, "containerLimit", ml.Container, "GOGC", ml.GCPercent)
 			}
 			if opts.LeaderElectionNS == "" {
 				opts.LeaderElectionNS = podNamespace()
