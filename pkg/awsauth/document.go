@@ -257,6 +257,12 @@ func foldKey(k string) string {
 		// for k and s a non-ASCII sign), the upper case the smallest.
 		return strings.ToLower(k)
 	}
+	return foldOrbits(k)
+}
+
+// foldOrbits is foldKey's rule for any text: each rune becomes the
+// smallest of its folding orbit, lowercased when that is ASCII.
+func foldOrbits(k string) string {
 	return strings.Map(func(r rune) rune {
 		least := r
 		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
