@@ -121,13 +121,13 @@ func (e *entry) accessPolicies() []AccessPolicy {
 // accessPolicyLines returns the line of each item of accessPolicies as
 // written.
 func (e *entry) accessPolicyLines() []int {
-	n := e.valueNodes[fieldAccessPolicies]
-	if n == nil || n.Kind != yaml.SequenceNode {
+	p := e.value(fieldAccessPolicies)
+	if p == nil || p.valKind != yaml.SequenceNode {
 		return nil
 	}
-	lines := make([]int, len(n.Content))
-	for i, c := range n.Content {
-		lines[i] = e.lineOf(c)
+	lines := make([]int, len(p.itemLines))
+	for i, l := range p.itemLines {
+		lines[i] = e.at(l)
 	}
 	return lines
 }

@@ -54,30 +54,33 @@ type section struct {
 	// reading is how the section was read; the text as edited is read
 	// back the same way.
 	reading reading
-	// perItem is set when the section was read item by item: its tree is
-	// then assembled from the items' trees and has no comments outside
-	// them, so it is never encoded as the text of the section.
+	// perItem is set when the section was read item by item: items holds
+	// the items' texts, and the list (seq) holds the trees of the items
+	// that were edited, nil for the others. It has no comments outside the
+	// items, so it is never encoded as the text of the section.
 	perItem bool
+	items   []string
 }
 
 // entry is one item of mapRoles or mapUsers.
 type entry struct {
 	key   string
 	index int
-	node  *yaml.Node // the item
-	// shift is what to add to the lines of node's tree to get lines of the
-	// key: an item read on its own counts its lines from its first line.
-	// Its tree is then the cached one, shared with every reading of that
-	// item's text, and never changed: own copies it before an edit.
-	shift  int
-	shared bool
+	// shape is the item as goyaml.v3 reads it, without the tree; for an
+	// item read on its own it is the cached one, shared with every reading
+	// of that item's text, and never changed.
+	shape *itemShape
+	// node is the item's tree: always for a key read whole; for an item
+	// read on its own only once own has read it again to be edited.
+	node *yaml.Node
+	// text is the item's text, when it was read on its own.
+	text string
+	// shift is what to add to the shape's lines to get lines of the key:
+	// an item read on its own counts its lines from its first line.
+	shift int
 	// isMapping is false for an item that is not a mapping; it was reported
 	// when parsed and is neither validated further nor edited.
 	isMapping bool
-	// keyNodes and valueNodes index the mapping by lowercased key (the
-	// authenticator matches field names case-insensitively).
-	keyNodes   map[string]*yaml.Node
-	valueNodes map[string]*yaml.Node
 	// view is the entry as the authenticator decodes it, by lowercased key;
 	// written holds every spelling seen per lowercased key.
 	view    map[string]json.RawMessage
@@ -156,45 +159,52 @@ func (e *entry) has(field string) bool {
 // line is the 1-based line of a field, or of the entry when the field is
 // absent.
 func (e *entry) line(field string) int {
-	if n := e.keyNodes[field]; n != nil {
-		return e.lineOf(n)
+	if p, _ := e.shape.pair(field); p != nil {
+		return e.at(p.keyLine)
 	}
-	if e.node != nil {
-		return e.lineOf(e.node)
-	}
-	return 0
+	return e.at(e.shape.line)
 }
 
-// lineOf is the line of the key that a node of the entry's tree is on.
-func (e *entry) lineOf(n *yaml.Node) int {
+// at is the line of the key that a line of the entry's shape is on.
+func (e *entry) at(line int) int {
+	if line > 0 {
+		return line + e.shift
+	}
+	return line
+}
+
+// value is the pair a field is read from, or nil when it is absent.
+func (e *entry) value(field string) *shapePair {
+	p, _ := e.shape.pair(field)
+	return p
+}
+
+// own gives the entry a tree of its own, at the lines of the key, so that
+// it can be edited, and puts it in s's list, and returns the item node and
+// the key and value nodes of field (nil when absent). An item read on its
+// own is read again from its text: only edited entries need a tree. Each
+// entry is edited once, so the shape's pairs still index the tree.
+func (e *entry) own(s *section, field string) (item, key, value *yaml.Node) {
+	if e.node == nil {
+		_, e.node = readItem(e.text)
+		shiftLines(e.node, e.shift)
+		s.seq.Content[e.index] = e.node
+	}
+	if _, j := e.shape.pair(field); j >= 0 {
+		return e.node, e.node.Content[2*j], e.node.Content[2*j+1]
+	}
+	return e.node, nil, nil
+}
+
+// shiftLines moves a tree's lines down by lines (a tree of an item read
+// on its own has no aliases).
+func shiftLines(n *yaml.Node, lines int) {
 	if n.Line > 0 {
-		return n.Line + e.shift
+		n.Line += lines
 	}
-	return n.Line
-}
-
-// own gives the entry a tree of its own, at the lines of the key, in place
-// of the shared one (s's list holds the copy too), so that it can be
-// edited.
-func (e *entry) own(s *section) {
-	if !e.shared {
-		return
+	for _, c := range n.Content {
+		shiftLines(c, lines)
 	}
-	copied := shiftedCopy(e.node, e.shift)
-	for j, orig := range e.node.Content {
-		for k, n := range e.keyNodes {
-			if n == orig {
-				e.keyNodes[k] = copied.Content[j]
-			}
-		}
-		for k, n := range e.valueNodes {
-			if n == orig {
-				e.valueNodes[k] = copied.Content[j]
-			}
-		}
-	}
-	s.seq.Content[e.index] = copied
-	e.node, e.shift, e.shared = copied, 0, false
 }
 
 // label names the entry for people: its permission set, else its ARN
@@ -336,15 +346,19 @@ func parseSection(key, text string, rd reading) (*section, Findings) {
 				return s, s.nestedTooDeep(i, spans[i].line-1+r.deepLine, r.depth)
 			}
 		}
-		// The list, where its first "-" is, as goyaml.v3 places it;
-		// its items are the items' own (cached, shared) trees, their
-		// lines counted from each item's first line.
-		seq := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq", Content: make([]*yaml.Node, 0, len(spans))}
+		// The list, where its first "-" is, as goyaml.v3 places it; its
+		// items are read from their (cached, shared) shapes, and only an
+		// item that is edited gets a tree (entry.own).
+		seq := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq", Content: make([]*yaml.Node, len(spans))}
 		seq.Line, seq.Column = firstDash(spans[0].text)
 		s.doc, s.seq, s.perItem = &yaml.Node{Kind: yaml.DocumentNode, Content: []*yaml.Node{seq}}, seq, true
-		return s, s.readEntries(len(spans), func(i int) (*yaml.Node, int, fieldSource) {
-			seq.Content = append(seq.Content, readings[i].node)
-			return readings[i].node, spans[i].line - 1, readings[i]
+		s.items = make([]string, len(spans))
+		for i, sp := range spans {
+			s.items[i] = sp.text
+		}
+		return s, s.readEntries(len(spans), func(i int, e *entry) fieldSource {
+			e.shape, e.text, e.shift = readings[i].shape, spans[i].text, spans[i].line-1
+			return readings[i]
 		})
 	}
 	if fs, done := s.readTree(); done {
@@ -365,7 +379,11 @@ func parseSection(key, text string, rd reading) (*section, Findings) {
 	if fs != nil {
 		return s, fs
 	}
-	return s, s.readEntries(len(views), func(i int) (*yaml.Node, int, fieldSource) { return s.seq.Content[i], 0, rawFields(views[i]) })
+	return s, s.readEntries(len(views), func(i int, e *entry) fieldSource {
+		e.node = s.seq.Content[i]
+		e.shape = readShape(e.node)
+		return rawFields(views[i])
+	})
 }
 
 // allClean reports whether every item passed the text rules.
@@ -506,12 +524,12 @@ func (s *section) readAsAuthenticator() ([]json.RawMessage, Findings) {
 	return items, nil
 }
 
-// readEntries builds each of the n entries from its tree and its reading
-// by the authenticator (item(i)). A section whose entries already hold
+// readEntries builds each of the n entries from its item (item(i)) and its
+// reading by the authenticator. A section whose entries already hold
 // MaxFindings problems is not read further: it is refused whatever the
 // rest holds, and reading on costs memory and time in proportion to a
 // hostile document, for findings nobody will read.
-func (s *section) readEntries(n int, item func(i int) (node *yaml.Node, shift int, fields fieldSource)) Findings {
+func (s *section) readEntries(n int, item func(i int, e *entry) fieldSource) Findings {
 	var findings Findings
 	s.entries = make([]*entry, 0, n)
 	for i := range n {
@@ -521,74 +539,63 @@ func (s *section) readEntries(n int, item func(i int) (node *yaml.Node, shift in
 				Message: fmt.Sprintf("%s holds at least %d problems in its first %d of %d entries; the rest was not checked.", s.key, len(findings), i, n),
 				Hint:    "fix the problems listed, then save again"})
 		}
-		node, shift, fields := item(i)
-		e := &entry{key: s.key, index: i, node: node, shift: shift, shared: s.perItem}
+		e := &entry{key: s.key, index: i}
+		fields := item(i, e)
 		s.entries = append(s.entries, e)
 		findings = append(findings, e.read(fields)...)
 	}
 	return findings
 }
 
-// read fills the entry in from its tree and its fields as the
+// read fills the entry in from its shape and its fields as the
 // authenticator reads them, and returns what is wrong with its shape.
 func (e *entry) read(src fieldSource) Findings {
-	key, i, item := e.key, e.index, e.node
-	if item.Kind == yaml.AliasNode {
-		item = item.Alias
-	}
+	key, i, sh := e.key, e.index, e.shape
 	switch {
-	case item.Kind == yaml.ScalarNode && item.ShortTag() == "!!null":
-		return Findings{{Severity: SeverityError, Key: key, Index: intp(i), Line: e.lineOf(item),
+	case sh.kind == yaml.ScalarNode && sh.null:
+		return Findings{{Severity: SeverityError, Key: key, Index: intp(i), Line: e.at(sh.itemLine),
 			Reason: "EmptyEntry", Message: fmt.Sprintf("entry %d is empty: the authenticator skips it (an entry needs a %s) and reports %s as broken.", i, arnField(key), key),
 			Hint: "remove the empty '- ' line or fill the entry in"}}
-	case item.Kind != yaml.MappingNode:
-		return Findings{{Severity: SeverityError, Key: key, Index: intp(i), Line: e.lineOf(item),
+	case sh.kind != yaml.MappingNode:
+		return Findings{{Severity: SeverityError, Key: key, Index: intp(i), Line: e.at(sh.itemLine),
 			Reason: "NotAMapping", Message: fmt.Sprintf("entry %d is not a mapping of key: value lines: the authenticator cannot read it as an entry, skips it and reports %s as broken.", i, key),
 			Hint: "write the entry as 'key: value' lines under its '- '"}}
-	}
-	if len(item.Content) == 0 {
+	case len(sh.pairs) == 0:
 		// Reported here rather than in validation, so that a list of
 		// 200,000 `- {}` stops being read at MaxFindings.
-		return Findings{{Severity: SeverityError, Key: key, Index: intp(i), Line: e.lineOf(item), Reason: "EmptyEntry",
+		return Findings{{Severity: SeverityError, Key: key, Index: intp(i), Line: e.at(sh.itemLine), Reason: "EmptyEntry",
 			Message: fmt.Sprintf("the entry is empty: the authenticator skips it (an entry needs a %s) and reports %s as broken.", arnField(key), key),
 			Hint:    "remove the empty '- ' item or fill it in"}}
 	}
 	e.isMapping = true
-	// Maps are made only for what an entry holds: a hostile list of 200,000
-	// empty mappings would otherwise cost a quarter of a GiB.
-	if len(item.Content) > 0 {
-		e.keyNodes, e.valueNodes = map[string]*yaml.Node{}, map[string]*yaml.Node{}
-	}
 	var findings Findings
-	for j := 0; j+1 < len(item.Content); j += 2 {
-		kn, vn := item.Content[j], item.Content[j+1]
-		k := foldKey(kn.Value)
+	for j := range sh.pairs {
+		p := &sh.pairs[j]
 		switch {
-		case kn.ShortTag() == "!!merge":
+		case p.merge:
 			// The authenticator merges the fields in, but every check,
 			// message and edit here is about the entry as written: a
 			// merged permissionset or path could not be resolved in
 			// place, and would change every entry sharing the anchor.
-			findings = append(findings, Finding{Severity: SeverityError, Key: key, Index: intp(i), Line: e.lineOf(kn), Reason: "MergeKey",
+			findings = append(findings, Finding{Severity: SeverityError, Key: key, Index: intp(i), Line: e.at(p.keyLine), Reason: "MergeKey",
 				Message: fmt.Sprintf("entry %d takes fields from elsewhere through a YAML merge key (<<); the webhook checks and edits each entry where it is written and cannot vouch for merged fields.", i),
 				Hint:    "write the fields out in the entry itself instead of '<<: *anchor'"})
 			continue
-		case kn.Kind != yaml.ScalarNode:
+		case p.keyKind != yaml.ScalarNode:
 			continue
 		}
-		if prev, seen := e.keyNodes[k]; seen {
-			if prev.Value == kn.Value { // other spellings: DuplicateField in validation
-				findings = append(findings, repeatedKey(key, i, kn.Value, e.lineOf(prev), e.lineOf(kn)))
+		if first, at := sh.pair(p.folded); at != j {
+			if first.key == p.key { // other spellings: DuplicateField in validation
+				findings = append(findings, repeatedKey(key, i, p.key, e.at(first.keyLine), e.at(p.keyLine)))
 			}
 			continue
 		}
-		e.keyNodes[k], e.valueNodes[k] = kn, vn
-		if vn.Kind == yaml.AliasNode && (k == fieldRoleARN || k == fieldUserARN || k == fieldPermissionSet) {
+		if p.valKind == yaml.AliasNode && (p.folded == fieldRoleARN || p.folded == fieldUserARN || p.folded == fieldPermissionSet) {
 			// These are the values the webhook rewrites in place; an
 			// alias cannot be rewritten for this entry alone.
-			findings = append(findings, Finding{Severity: SeverityError, Key: key, Index: intp(i), Field: k, Line: e.lineOf(vn), Reason: "YAMLAlias",
-				Message: fmt.Sprintf("%s is a YAML alias (*%s); the webhook resolves and rewrites %s where it is written, so it must be written out.", kn.Value, vn.Value, k),
-				Hint:    fmt.Sprintf("write the value of %s out instead of *%s", kn.Value, vn.Value)})
+			findings = append(findings, Finding{Severity: SeverityError, Key: key, Index: intp(i), Field: p.folded, Line: e.at(p.valLine), Reason: "YAMLAlias",
+				Message: fmt.Sprintf("%s is a YAML alias (*%s); the webhook resolves and rewrites %s where it is written, so it must be written out.", p.key, p.value, p.folded),
+				Hint:    fmt.Sprintf("write the value of %s out instead of *%s", p.key, p.value)})
 		}
 	}
 	fields := src.fields()

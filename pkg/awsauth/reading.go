@@ -56,12 +56,12 @@ type ItemCache interface {
 	Add(text string, r *ItemReading)
 }
 
-// ItemReading is how one item's text reads. It is immutable: each use
-// works on a copy of the tree.
+// ItemReading is how one item's text reads. It is immutable once made, and
+// shared.
 type ItemReading struct {
-	// node is the item as goyaml.v3 reads it, lines counted from the
-	// item's first line.
-	node *yaml.Node
+	// shape is the item as goyaml.v3 reads it (its tree is not kept),
+	// lines counted from the item's first line.
+	shape *itemShape
 	// json is the item as the authenticator reads it.
 	json json.RawMessage
 	// size estimates the memory held, for caches bounded in bytes.
@@ -104,7 +104,8 @@ func (r *ItemReading) fields() *fieldView {
 	return r.view
 }
 
-// Size estimates the bytes the reading holds (its tree, JSON and text).
+// Size estimates the bytes the reading holds (its shape, JSON, what is
+// decoded from it, and its text).
 func (r *ItemReading) Size() int { return r.size }
 
 // reading says how to read data keys: item by item through cache (which
@@ -119,12 +120,13 @@ type reading struct {
 var errReadWhole = errors.New("read the document whole")
 
 // maxItemwiseTexts is the most different item texts a key may hold to be
-// read item by item: a few times the entries of a large aws-auth of people
-// and teams, so that the cache beside the webhook holds them. A key with
-// more (an aws-auth near the 1 MiB limit holds about 5,700) is read whole:
-// read one by one, without a cache that can hold them, its items would
-// cost more time and memory than the whole reading.
-const maxItemwiseTexts = 2000
+// read item by item: more than an aws-auth at the 1 MiB limit holds
+// entries of the usual shape (about 5,700), so that the cache beside the
+// webhook holds them all and an edit of it reads only what changed. A key
+// of more, smaller items (a hostile list of 50,000 tiny entries) is read
+// whole: read one by one, without a cache that holds them, its items would
+// cost more time than the whole reading.
+const maxItemwiseTexts = 8000
 
 // itemSpan is an item's text and its first line in the key's text.
 type itemSpan struct {
@@ -186,44 +188,37 @@ func splitItems(text string) ([]itemSpan, bool) {
 	return append(items, itemSpan{text[start:], startLine}), true
 }
 
-// readItem reads one item's text on its own.
-func readItem(text string) *ItemReading {
-	r := &ItemReading{size: 2*len(text) + 256, clean: len(charcheck.ScanText(text)) == 0}
+// readItem reads one item's text on its own; tree is its goyaml.v3 tree,
+// nil when the item does not read on its own.
+func readItem(text string) (r *ItemReading, tree *yaml.Node) {
+	r = &ItemReading{size: 2*len(text) + 256, clean: len(charcheck.ScanText(text)) == 0}
 	dec := yaml.NewDecoder(strings.NewReader(text))
 	var doc yaml.Node
 	if dec.Decode(&doc) != nil {
-		return r
+		return r, nil
 	}
 	var next yaml.Node
 	if err := dec.Decode(&next); !errors.Is(err, io.EOF) {
-		return r
+		return r, nil
 	}
 	root := documentRoot(&doc)
 	if root == nil || root.Kind != yaml.SequenceNode || root.Style&yaml.FlowStyle != 0 || len(root.Content) != 1 {
-		return r
+		return r, nil
 	}
 	js, err := sigsyaml.YAMLToJSON([]byte(text))
 	if err != nil {
-		return r
+		return r, nil
 	}
 	items, err := jsonArray(js)
 	if err != nil || len(items) != 1 {
-		return r
+		return r, nil
 	}
-	r.node, r.json, r.readable = root.Content[0], items[0], true
-	r.depth, r.deepLine = nesting(r.node)
-	// The tree, the JSON, and what is decoded from it when first used.
-	r.size += 4*len(items[0]) + 768 + treeSize(r.node)
-	return r
-}
-
-// treeSize estimates the memory of a node tree.
-func treeSize(n *yaml.Node) int {
-	size := 200 + len(n.Value) + len(n.Tag) + len(n.HeadComment) + len(n.LineComment) + len(n.FootComment) + 8*len(n.Content)
-	for _, c := range n.Content {
-		size += treeSize(c)
-	}
-	return size
+	tree = root.Content[0]
+	r.shape, r.json, r.readable = readShape(tree), items[0], true
+	r.depth, r.deepLine = nesting(tree)
+	// The shape, the JSON, and what is decoded from it when first used.
+	r.size += 4*len(items[0]) + 768 + r.shape.size()
+	return r, tree
 }
 
 // readSpans splits a key and reads each item, through cache; false when
@@ -251,7 +246,7 @@ func readSpans(text string, cache ItemCache) ([]itemSpan, []*ItemReading, bool) 
 			r, _ = cache.Get(sp.text)
 		}
 		if r == nil {
-			r = readItem(sp.text)
+			r, _ = readItem(sp.text)
 			if cache != nil {
 				cache.Add(sp.text, r)
 			}
@@ -280,39 +275,4 @@ func firstDash(text string) (line, col int) {
 		pos += end + 1
 	}
 	return 0, 0
-}
-
-// shiftedCopy copies a tree (without aliases: an item that is read on its
-// own holds none) with its lines moved down by lines. The copies are made
-// in one allocation: this runs for every item of every reading.
-func shiftedCopy(n *yaml.Node, lines int) *yaml.Node {
-	slab := make([]yaml.Node, countNodes(n))
-	c, _ := copyInto(n, lines, slab)
-	return c
-}
-
-func countNodes(n *yaml.Node) int {
-	count := 1
-	for _, c := range n.Content {
-		count += countNodes(c)
-	}
-	return count
-}
-
-// copyInto copies n into slab[0] and its descendants after it, and returns
-// the copy and what is left of slab.
-func copyInto(n *yaml.Node, lines int, slab []yaml.Node) (*yaml.Node, []yaml.Node) {
-	c := &slab[0]
-	*c = *n
-	slab = slab[1:]
-	if c.Line > 0 {
-		c.Line += lines
-	}
-	if len(n.Content) > 0 {
-		c.Content = make([]*yaml.Node, len(n.Content))
-		for i, child := range n.Content {
-			c.Content[i], slab = copyInto(child, lines, slab)
-		}
-	}
-	return c, slab
 }

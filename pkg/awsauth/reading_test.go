@@ -61,6 +61,10 @@ func equivalenceDocs(t *testing.T, n int) []corpusDoc {
 		docs = append(docs, corpusDoc{origin: "bench", detail: fmt.Sprint(size), data: d},
 			corpusDoc{origin: "bench", detail: fmt.Sprint(size, " edited"), data: benchEdit(d, 7)})
 	}
+	// At the 1 MiB limit (read item by item too), the edit alone: the
+	// document is the edit's without its last entry.
+	d, _ := benchDocument(benchMax)
+	docs = append(docs, corpusDoc{origin: "bench", detail: "1 MiB edited", data: benchEdit(d, 7)})
 	gen := newCorpus(t, 1)
 	for range n {
 		docs = append(docs, gen.next())
@@ -262,22 +266,28 @@ func TestItemsThatDoNotReadAlone(t *testing.T) {
 }
 
 // TestItemCacheIsUsed: a second reading of the same document reads no item
-// again, and an edit reads only the items it changed.
+// again, and an edit reads only the items it changed — up to an aws-auth
+// at the 1 MiB limit, which is read item by item too.
 func TestItemCacheIsUsed(t *testing.T) {
-	data, _ := benchDocument(100)
-	cache := newMapCache()
-	LintWithOptions(data, Options{Cache: cache})
-	first := cache.adds
-	if first < 100 {
-		t.Fatalf("first reading added %d items to the cache; want one per item (≥ 100)", first)
-	}
-	LintWithOptions(data, Options{Cache: cache})
-	if cache.adds != first {
-		t.Fatalf("reading the same document again read %d items", cache.adds-first)
-	}
-	LintWithOptions(benchEdit(data, 3), Options{Cache: cache})
-	if n := cache.adds - first; n < 1 || n > 2 {
-		t.Fatalf("an edit of one entry read %d items; want 1 or 2", n)
+	for _, size := range []int{100, benchMax} {
+		data, count := benchDocument(size)
+		cache := newMapCache()
+		LintWithOptions(data, Options{Cache: cache})
+		first := cache.adds
+		if first < count {
+			t.Fatalf("%d entries: the first reading added %d items to the cache; want one per item", count, first)
+		}
+		LintWithOptions(data, Options{Cache: cache})
+		if cache.adds != first {
+			t.Fatalf("%d entries: reading the same document again read %d items", count, cache.adds-first)
+		}
+		res, err := Render(context.Background(), benchEdit(data, 3), benchResolver{}, Options{Cache: cache})
+		if err != nil || res.Findings.HasErrors() {
+			t.Fatalf("%d entries: the edit is refused: %v %v", count, err, res.Findings.Errors())
+		}
+		if n := cache.adds - first; n < 1 || n > 3 {
+			t.Fatalf("%d entries: rendering an edit of one entry read %d items; want the edited item and its resolved text", count, n)
+		}
 	}
 }
 
@@ -313,10 +323,10 @@ func TestFindingsBounded(t *testing.T) {
 	}
 }
 
-// Entries read item by item share the cached trees (entry.own copies one
-// before an edit): renders running at once through one cache must not
-// touch each other's trees (go test -race checks) and must give what a
-// render without the cache gives.
+// Entries read item by item share the cached shapes (entry.own reads an
+// item's tree again before an edit): renders running at once through one
+// cache must not touch each other's (go test -race checks) and must give
+// what a render without the cache gives.
 func TestSharedTreesConcurrently(t *testing.T) {
 	ctx := context.Background()
 	data, _ := benchDocument(200)

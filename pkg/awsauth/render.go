@@ -401,16 +401,15 @@ func (rw *rewriter) rewriteEntries() {
 			if !e.isMapping {
 				continue
 			}
-			item := e.node
-			if item.Kind == yaml.AliasNode {
+			if e.shape.alias {
 				continue // editing an anchor would change every alias of it
 			}
 			if ps, ok := e.str(fieldPermissionSet); ok && s.key == KeyMapRoles {
 				rw.rewritePermissionSet(s, e, ps)
 				continue
 			}
-			value := e.valueNodes[field]
-			if value == nil || value.Kind != yaml.ScalarNode {
+			value := e.value(field)
+			if value == nil || value.valKind != yaml.ScalarNode {
 				continue
 			}
 			arnText, _ := e.str(field)
@@ -423,8 +422,8 @@ func (rw *rewriter) rewriteEntries() {
 					Hint:    "write role ARNs without their path"})
 			}
 			if next != arnText {
-				e.own(s)
-				rw.editor(s).setScalar(e.node, e.valueNodes[field], next)
+				item, _, valueNode := e.own(s, field)
+				rw.editor(s).setScalar(item, valueNode, next)
 			}
 		}
 	}
@@ -463,13 +462,13 @@ func (rw *rewriter) rewritePermissionSet(s *section, e *entry, ps string) {
 			Message: fmt.Sprintf("the permission set %q has %d roles in this account (%s), provisioned through more than one IAM Identity Center path; %s, the most recently created, is written.", ps, len(all), strings.Join(all, ", "), target),
 			Hint:    "delete the roles Identity Center no longer uses; to map another of them, write its rolearn without permissionset"})
 	}
-	value := e.valueNodes[fieldRoleARN]
+	value := e.value(fieldRoleARN)
 	switch {
 	case value == nil:
-		e.own(s)
-		rw.editor(s).insertField(e.node, e.keyNodes[fieldPermissionSet], fieldRoleARN, target)
-	case value.Kind == yaml.ScalarNode && value.Value != target:
-		if a, err := parseIAMARN(value.Value, false); err == nil {
+		item, before, _ := e.own(s, fieldPermissionSet)
+		rw.editor(s).insertField(item, before, fieldRoleARN, target)
+	case value.valKind == yaml.ScalarNode && value.value != target:
+		if a, err := parseIAMARN(value.value, false); err == nil {
 			if owner, _, ok := iamarn.ParseSSORoleName(a.Name); ok && owner != ps {
 				rw.findings = append(rw.findings, Finding{Severity: SeverityWarning, Key: s.key, Index: intp(e.index),
 					Field: fieldRoleARN, Entry: e.label(), Line: e.line(fieldRoleARN), Reason: "RoleOfOtherPermissionSet",
@@ -477,8 +476,8 @@ func (rw *rewriter) rewritePermissionSet(s *section, e *entry, ps string) {
 					Hint:    fmt.Sprintf("if the entry is meant for %s, write permissionset: %s", owner, owner)})
 			}
 		}
-		e.own(s)
-		rw.editor(s).setScalar(e.node, e.valueNodes[fieldRoleARN], target)
+		item, _, valueNode := e.own(s, fieldRoleARN)
+		rw.editor(s).setScalar(item, valueNode, target)
 	}
 }
 
@@ -505,9 +504,9 @@ func (rw *rewriter) ensureNodeRoles(nodeRoles []string) {
 	}
 	mapped := map[string]bool{}
 	if ed := rw.editors[KeyMapRoles]; ed != nil && ed.seq != nil {
-		collectRoleKeys(ed.seq, mapped)
+		collectRoleKeys(s, ed.seq, mapped)
 	} else if s.seq != nil {
-		collectRoleKeys(s.seq, mapped)
+		collectRoleKeys(s, s.seq, mapped)
 	}
 	for _, role := range nodeRoles {
 		a, _ := parseIAMARN(role, false)
@@ -524,9 +523,23 @@ func (rw *rewriter) ensureNodeRoles(nodeRoles []string) {
 }
 
 // collectRoleKeys records the identity of every rolearn in the (possibly
-// edited) tree.
-func collectRoleKeys(seq *yaml.Node, into map[string]bool) {
-	for _, item := range seq.Content {
+// edited) list of s: from an item's tree where it has one, else from its
+// entry's shape (an item read on its own and not edited).
+func collectRoleKeys(s *section, seq *yaml.Node, into map[string]bool) {
+	add := func(key, value string) {
+		if strings.EqualFold(key, fieldRoleARN) {
+			if a, err := parseIAMARN(value, false); err == nil {
+				into[a.IdentityKey()] = true
+			}
+		}
+	}
+	for i, item := range seq.Content {
+		if item == nil {
+			for _, p := range s.entries[i].shape.pairs {
+				add(p.key, p.value)
+			}
+			continue
+		}
 		if item.Kind == yaml.AliasNode {
 			item = item.Alias
 		}
@@ -534,11 +547,7 @@ func collectRoleKeys(seq *yaml.Node, into map[string]bool) {
 			continue
 		}
 		for i := 0; i+1 < len(item.Content); i += 2 {
-			if strings.EqualFold(item.Content[i].Value, fieldRoleARN) {
-				if a, err := parseIAMARN(item.Content[i+1].Value, false); err == nil {
-					into[a.IdentityKey()] = true
-				}
-			}
+			add(item.Content[i].Value, item.Content[i+1].Value)
 		}
 	}
 }

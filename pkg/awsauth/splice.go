@@ -106,8 +106,8 @@ func (ed *editor) appendNodeRoleEntry(roleARN string) {
 	} else if ed.spliceable {
 		dash, ok := ed.text.Offset(ed.seq.Line, ed.seq.Column)
 		keyCol := ed.seq.Column + 2
-		if len(ed.seq.Content) > 0 && ed.seq.Content[0].Kind == yaml.MappingNode && ed.seq.Content[0].Line == ed.seq.Line {
-			keyCol = ed.seq.Content[0].Column
+		if kind, line, col, ok := ed.firstItem(); ok && kind == yaml.MappingNode && line == ed.seq.Line {
+			keyCol = col
 		}
 		if ok && ed.seq.Style&yaml.FlowStyle == 0 && text[dash] == '-' && keyCol >= ed.seq.Column+2 {
 			ed.text.Insert(len(text), ed.entryText(text, ed.seq.Column, keyCol, roleARN))
@@ -116,6 +116,20 @@ func (ed *editor) appendNodeRoleEntry(roleARN string) {
 		}
 	}
 	ed.seq.Content = append(ed.seq.Content, item)
+}
+
+// firstItem is the kind and position of the list's first item: from its
+// tree, or from its entry's shape when it has none (read on its own, not
+// edited).
+func (ed *editor) firstItem() (kind yaml.Kind, line, col int, ok bool) {
+	if len(ed.seq.Content) == 0 {
+		return 0, 0, 0, false
+	}
+	if n := ed.seq.Content[0]; n != nil {
+		return n.Kind, n.Line, n.Column, true
+	}
+	e := ed.sec.entries[0]
+	return e.shape.kind, e.at(e.shape.line), e.shape.column, true
 }
 
 // entryText renders a node-role entry to follow text, its '-' at dashCol
@@ -201,12 +215,69 @@ func (ed *editor) readBack(text string) (*section, bool) {
 	s, findings := parseSection(ed.sec.key, text, ed.sec.reading)
 	s.findings = findings
 	if s.doc != nil {
-		return s, sameTree(documentRoot(s.doc), ed.seq)
+		return s, ed.sameList(s)
 	}
 	// parseSection stopped before it kept a tree (the text is not UTF-8,
 	// holds a second document, ...): ask the YAML parser alone, as before,
 	// and let the section's findings say what is wrong.
-	return s, meansSame(text, ed.seq)
+	return s, meansSame(text, ed.fullList())
+}
+
+// sameList reports whether the section read back holds the edited list.
+// Items read on their own have trees only where edited: an item that is
+// not edited on either side is the same when its text is the same (a
+// reading is a function of the text); the others are compared as trees.
+func (ed *editor) sameList(got *section) bool {
+	root := documentRoot(got.doc)
+	if !got.perItem && !ed.sec.perItem {
+		return sameTree(root, ed.seq)
+	}
+	want := ed.seq
+	if root == nil || want == nil {
+		return root == want
+	}
+	if root.Kind != want.Kind || root.ShortTag() != want.ShortTag() || len(root.Content) != len(want.Content) {
+		return false
+	}
+	for i, w := range want.Content {
+		g := root.Content[i]
+		if g == nil && w == nil && got.items[i] == ed.sec.items[i] {
+			continue
+		}
+		if g == nil {
+			_, g = readItem(got.items[i])
+		}
+		if w == nil {
+			w = ed.itemTree(i)
+		}
+		if g == nil || w == nil || !sameTree(g, w) {
+			return false
+		}
+	}
+	return true
+}
+
+// itemTree is item i of the edited list as a tree: read again from its
+// text when it was read on its own and not edited.
+func (ed *editor) itemTree(i int) *yaml.Node {
+	if n := ed.seq.Content[i]; n != nil {
+		return n
+	}
+	_, n := readItem(ed.sec.items[i])
+	return n
+}
+
+// fullList is the edited list with every item as a tree.
+func (ed *editor) fullList() *yaml.Node {
+	if ed.seq == nil || !ed.sec.perItem {
+		return ed.seq
+	}
+	full := *ed.seq
+	full.Content = make([]*yaml.Node, len(ed.seq.Content))
+	for i := range full.Content {
+		full.Content[i] = ed.itemTree(i)
+	}
+	return &full
 }
 
 // meansSame reports whether text parses to a tree with the same structure,

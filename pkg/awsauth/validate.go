@@ -148,7 +148,7 @@ func (v *validator) validateEntries(s *section) {
 		if !e.isMapping {
 			continue // reported when parsed
 		}
-		if len(e.view) == 0 && len(e.keyNodes) == 0 {
+		if len(e.view) == 0 && len(e.shape.firsts) == 0 {
 			v.entryFinding(SeverityError, e, "", "EmptyEntry", fmt.Sprintf("the entry is empty: the authenticator skips it (an entry needs a %s) and reports %s as broken.", arnField(e.key), e.key),
 				"remove the empty '- ' item or fill it in")
 			continue
