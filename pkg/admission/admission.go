@@ -77,6 +77,17 @@ func New(cfg Config, resolver awsauth.Resolver, auditor *audit.Auditor, log logr
 		readings: newReadings(DefaultReadingBytes), work: semaphore.NewWeighted(cfg.MaxInFlightBytes), stored: newStoredObjects()}
 }
 
+// Forget drops what the handlers remember between requests (how items read,
+// the stored objects decoded): it only makes the next requests do the work
+// again. The server calls it once edits have stopped for a while: the
+// memory serves a burst of edits (an edit, its validation, the next edit)
+// and would otherwise stay held between bursts — up to ~20 MiB after edits
+// of an aws-auth at the 1 MiB limit.
+func (h *Handlers) Forget() {
+	h.readings.forget()
+	h.stored.forget()
+}
+
 // ReadingStats reports how often item readings came from memory.
 func (h *Handlers) ReadingStats() ReadingStats { return h.readings.Stats() }
 

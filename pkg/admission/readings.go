@@ -1,6 +1,7 @@
 package admission
 
 import (
+	"strings"
 	"sync"
 
 	"github.com/hashicorp/golang-lru/v2/simplelru"
@@ -15,7 +16,8 @@ import (
 // only the items an edit touched. It changes no answer of the engine.
 //
 // It is bounded in bytes (the readings' own estimate of their size), least
-// recently used first out: an item reads into about 16 times its text.
+// recently used first out: an entry of the usual shape reads into about 15
+// times its text.
 type readings struct {
 	maxBytes int
 
@@ -26,11 +28,12 @@ type readings struct {
 }
 
 // DefaultReadingBytes bounds the readings kept (as the readings estimate
-// themselves; the heap they hold is up to twice that): every item of an
-// aws-auth of a few hundred entries, its stored and edited versions, many
-// times over. It stays held while an aws-auth near the 1 MiB limit is read
-// whole, inside the chart's 128 Mi, so it is kept small.
-const DefaultReadingBytes = 4 << 20
+// themselves, which is about the heap they hold): every item of an
+// aws-auth at the 1 MiB limit (about 5,700 entries, 17 MiB) with room for
+// the items its edits change. Inside the chart's 128 Mi this leaves the
+// requests in flight their room (the requests of a 1 MiB aws-auth carry
+// 2 MiB each, and are worked on one at a time).
+const DefaultReadingBytes = 24 << 20
 
 // ReadingStats counts the item readings found in memory and made.
 type ReadingStats struct {
@@ -69,11 +72,22 @@ func (c *readings) Add(text string, r *awsauth.ItemReading) {
 	if c.lru.Contains(text) {
 		return // read by two requests at once: the readings are the same
 	}
+	// The text is a piece of a whole aws-auth: kept as it is, it would
+	// keep that whole document in memory.
+	text = strings.Clone(text)
 	c.lru.Add(text, r)
 	c.bytes += size
 	for c.bytes > c.maxBytes {
 		c.lru.RemoveOldest()
 	}
+}
+
+// forget drops every reading kept.
+func (c *readings) forget() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.lru.Purge()
+	c.bytes = 0
 }
 
 // Stats returns the counters.

@@ -1,9 +1,14 @@
 package admission
 
 import (
+	"context"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
+
+	admissionv1 "k8s.io/api/admission/v1"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/awsauth"
 )
@@ -62,5 +67,31 @@ func TestReadingsBoundedInBytes(t *testing.T) {
 	c.Add(big, itemReading(t, big))
 	if _, ok := c.Get(big); ok {
 		t.Fatal("an item over an eighth of the bound was kept")
+	}
+}
+
+// TestForgetDropsWhatABurstKept: after Forget the handlers hold no item
+// reading and no stored object, and the next edit is answered as before.
+func TestForgetDropsWhatABurstKept(t *testing.T) {
+	f := newFixture(t)
+	old := configMap("kube-system", "aws-auth", map[string]string{"mapRoles": baseRoles})
+	obj := configMap("kube-system", "aws-auth", map[string]string{"mapRoles": baseRoles + "- permissionset: ReadOnly\n  username: ro\n  groups: [viewers]\n"})
+	edit := func() admission.Response {
+		resp := f.h.Mutator().Handle(context.Background(), review(admissionv1.Update, obj, old, asUser("admin", adminARN)))
+		if !resp.Allowed || len(resp.Patches) != 1 {
+			t.Fatalf("allowed=%v patches=%v result=%v", resp.Allowed, resp.Patches, resp.Result)
+		}
+		return resp
+	}
+	first := edit()
+	if st := f.h.ReadingStats(); st.Items == 0 || f.h.stored.lru.Len() == 0 {
+		t.Fatalf("an admission kept nothing (%+v, %d stored objects)", st, f.h.stored.lru.Len())
+	}
+	f.h.Forget()
+	if st := f.h.ReadingStats(); st.Items != 0 || st.Bytes != 0 || f.h.stored.lru.Len() != 0 {
+		t.Fatalf("kept after Forget: %+v, %d stored objects", st, f.h.stored.lru.Len())
+	}
+	if again := edit(); !reflect.DeepEqual(again.Patches, first.Patches) {
+		t.Fatalf("the edit after Forget is answered differently: %v, was %v", again.Patches, first.Patches)
 	}
 }

@@ -40,6 +40,13 @@ func newStoredObjects() *storedObjects {
 	return &storedObjects{lru: lru}
 }
 
+// forget drops every object kept.
+func (c *storedObjects) forget() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.lru.Purge()
+}
+
 // decode returns the oldObject raw decoded, from memory when the same
 // bytes were decoded before.
 func (c *storedObjects) decode(raw []byte) (*storedObject, error) {

@@ -12,7 +12,8 @@ import (
 // for minutes or days; the heap a burst of edits left behind (garbage not
 // yet collected, free pages the runtime keeps for the next burst) would
 // stay resident all that time. debug.FreeOSMemory collects and returns it
-// at once, after the burst, not during it.
+// at once, after the burst, not during it; forget first drops what the
+// handlers keep for a burst (Handlers.Forget).
 type idleTrimmer struct {
 	// after is how long admissions must have stopped; every how often
 	// that is checked.
@@ -24,8 +25,11 @@ type idleTrimmer struct {
 	trimmed int64        // when memory was last given back (UnixNano)
 }
 
-func newIdleTrimmer() *idleTrimmer {
-	return &idleTrimmer{after: 3 * time.Second, every: time.Second, now: time.Now, trim: debug.FreeOSMemory}
+func newIdleTrimmer(forget func()) *idleTrimmer {
+	return &idleTrimmer{after: 3 * time.Second, every: time.Second, now: time.Now, trim: func() {
+		forget()
+		debug.FreeOSMemory()
+	}}
 }
 
 // touch records an admission.

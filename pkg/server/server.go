@@ -114,7 +114,7 @@ func Run(ctx context.Context, restConfig *rest.Config, opts Options, log logr.Lo
 	srv := mgr.GetWebhookServer()
 	// One body budget for both paths: see admissionGuard.
 	bodies := semaphore.NewWeighted(maxInFlightBodyBytes)
-	idle := newIdleTrimmer()
+	idle := newIdleTrimmer(handlers.Forget)
 	srv.Register(MutatePath, newAdmissionGuard(&webhook.Admission{Handler: handlers.Mutator()}, bodies, idle))
 	srv.Register(ValidatePath, newAdmissionGuard(&webhook.Admission{Handler: handlers.Validator()}, bodies, idle))
 	if err := mgr.Add(everyReplica{manager.RunnableFunc(idle.Start)}); err != nil {
