@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -210,6 +212,9 @@ func admissionLoad(ctx context.Context, c config, cp *controlPlane, bin, work st
 	for _, n := range []int{1, 4, 16} {
 		scenarios = append(scenarios, scenario{w1M, n})
 	}
+	if c.only != nil {
+		scenarios = slices.DeleteFunc(scenarios, func(sc scenario) bool { return !c.only[sc.key()] })
+	}
 	run := func(target *proc, ca []byte, sc scenario, server string, round int) (pairResult, int64, error) {
 		hc, err := newClient(ca, sc.conc)
 		if err != nil {
@@ -294,6 +299,15 @@ func admissionLoad(ctx context.Context, c config, cp *controlPlane, bin, work st
 	}
 	serve.stop()
 	noop.stop()
+	if c.only != nil {
+		if c.only["idle"] {
+			if err := idleWithRoles(ctx, cp, bin, work, srv, fig, fp); err != nil {
+				return err
+			}
+		}
+		rep.tables = append(rep.tables, lt, rt, fp)
+		return nil
+	}
 
 	// The same 1 MiB runs, one round, on a serve without any limit.
 	say("serve without a memory limit: the ~1 MiB runs again, once each")
@@ -354,7 +368,11 @@ func idleWithRoles(ctx context.Context, cp *controlPlane, bin, work string, srv 
 	if err := cp.putAWSAuth(ctx, stored); err != nil {
 		return err
 	}
-	serve, ca, err := startServe(bin, "serve-idle", work, cp, emu, srv.limits(true), "--resync-interval=1h")
+	args := []string{"--resync-interval=1h"}
+	if heapProfile != "" {
+		args = append(args, "--pprof-bind-address=127.0.0.1:6065")
+	}
+	serve, ca, err := startServe(bin, "serve-idle", work, cp, emu, srv.limits(true), args...)
 	if err != nil {
 		return err
 	}
@@ -384,7 +402,34 @@ func idleWithRoles(ctx context.Context, cp *controlPlane, bin, work string, srv 
 	fp.add("  of which (smaps_rollup): anonymous, file-backed (the binary's text and data)", rssSplit(serve))
 	fp.add("  Go runtime (its /metrics): heap in use, heap idle not yet returned, stacks, runtime total", goMemory(serve))
 	say("idle RSS with %d SSO roles cached: %s (settled after %s)", idleRoles, mib(rss), waited.Round(time.Second))
+	if heapProfile != "" {
+		if err := saveHeapProfile("http://127.0.0.1:6065/debug/pprof/heap", heapProfile); err != nil {
+			say("the idle heap profile was not saved: %v", err)
+		} else {
+			say("idle heap profile: go tool pprof -sample_index=inuse_space %s", heapProfile)
+		}
+	}
 	return nil
+}
+
+// heapProfile, when set (-heap-profile), is where the idle serve's heap
+// profile is written.
+var heapProfile string
+
+func saveHeapProfile(url, path string) error {
+	resp, err := http.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, b, 0o644)
 }
 
 // rssSplit reads the anonymous and file-backed parts of the process's RSS.

@@ -62,6 +62,12 @@ type config struct {
 	budget   bool
 	out      string
 	cgroup   bool
+	// only, when set, runs just these load runs (scenario keys such as
+	// e1m/4) and nothing after them: to reproduce or profile one figure.
+	only map[string]bool
+	// keep keeps the work folder (every server's log) instead of
+	// removing it.
+	keep bool
 }
 
 func main() {
@@ -94,7 +100,16 @@ func main() {
 	flag.BoolVar(&c.budget, "budget", true, "run the AWS call budget measurements")
 	flag.StringVar(&c.out, "o", "", "also write the report to this file")
 	flag.BoolVar(&c.cgroup, "cgroup", true, "run serve under the chart's 128Mi limit in a real cgroup (needs root); false, or when none can be made: with GOMEMLIMIT=89MiB, what serve sets itself under that limit")
+	only := flag.String("only", "", "run only these load runs, comma-separated (e100/1,e100/16,e100/64,e1m/1,e1m/4,e1m/16; idle: the idle footprint), and no other phase")
+	flag.StringVar(&heapProfile, "heap-profile", "", "write the heap profile of serve idle with 2,500 SSO roles to this file")
+	flag.BoolVar(&c.keep, "keep", false, "keep the work folder with every server's log (its path is printed)")
 	flag.Parse()
+	if *only != "" {
+		c.only = map[string]bool{}
+		for _, k := range strings.Split(*only, ",") {
+			c.only[strings.TrimSpace(k)] = true
+		}
+	}
 
 	ctrllog.SetLogger(logr.Discard()) // envtest's chatter
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
@@ -136,7 +151,11 @@ func run(ctx context.Context, c config, rep *report) error {
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(work)
+	if c.keep {
+		say("the work folder (server logs) is kept: %s", work)
+	} else {
+		defer os.RemoveAll(work)
+	}
 	cp, err := startControlPlane(c.assets, work)
 	if err != nil {
 		return err

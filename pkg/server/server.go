@@ -46,6 +46,7 @@ type Options struct {
 	CertDir               string
 	HealthProbeAddress    string
 	MetricsAddress        string
+	PprofAddress          string
 	Namespace, ConfigMap  string
 	NodeRoleARNs          []string
 	BreakGlassGroups      []string
@@ -89,6 +90,7 @@ func Run(ctx context.Context, restConfig *rest.Config, opts Options, log logr.Lo
 		Logger:                        log,
 		HealthProbeBindAddress:        opts.HealthProbeAddress,
 		Metrics:                       metricsserver.Options{BindAddress: opts.MetricsAddress},
+		PprofBindAddress:              opts.PprofAddress,
 		LeaderElection:                opts.LeaderElection,
 		LeaderElectionID:              "aws-auth-webhook",
 		LeaderElectionNamespace:       opts.LeaderElectionNS,

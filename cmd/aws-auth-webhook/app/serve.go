@@ -79,6 +79,7 @@ the files change. Kubernetes access: in-cluster, or --kubeconfig / KUBECONFIG.`,
 	f.StringVar(&opts.CertDir, "cert-dir", "/tmp/k8s-webhook-server/serving-certs", "directory holding tls.crt and tls.key")
 	f.StringVar(&opts.HealthProbeAddress, "health-probe-bind-address", ":8081", "address of /healthz and /readyz")
 	f.StringVar(&opts.MetricsAddress, "metrics-bind-address", ":8080", "address of the Prometheus /metrics endpoint (0 disables it)")
+	f.StringVar(&opts.PprofAddress, "pprof-bind-address", "", "address of Go's /debug/pprof profiles, for diagnosing CPU and memory (empty: off; bind it to 127.0.0.1 and reach it with kubectl port-forward)")
 	f.StringVar(&opts.Namespace, "namespace", "kube-system", "namespace of the ConfigMap to guard")
 	f.StringVar(&opts.ConfigMap, "configmap", "aws-auth", "name of the ConfigMap to guard")
 	f.StringArrayVar(&opts.NodeRoleARNs, "node-role-arn", nil, "node role ARN to keep mapped (repeatable); default: the role from EC2 instance metadata")
