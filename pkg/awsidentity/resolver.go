@@ -29,7 +29,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/middleware"
-	"github.com/hashicorp/golang-lru/v2/expirable"
+	lru "github.com/hashicorp/golang-lru/v2"
 	"golang.org/x/sync/singleflight"
 	"golang.org/x/time/rate"
 	"k8s.io/utils/clock"
@@ -169,14 +169,16 @@ type Resolver struct {
 
 	// cache maps permission-set name -> role ARN from the newest listing.
 	// Entries carry their own expiry (from opts.Clock, so tests can move
-	// time); the LRU's own TTL (same value, wall clock) bounds memory.
+	// time); Size bounds memory. (An LRU with expiry of its own keeps each
+	// entry in an expiry bucket too: a third more memory per entry, for
+	// entries that are dropped with their listing anyway.)
 	//
 	// Negative caching needs no entries: a name absent from a listing
 	// younger than NegativeTTL is known not to exist. So a typo (or a flood
 	// of distinct typos) costs at most one listing per NegativeTTL, and a
 	// permission set created after a listing is found once that window has
 	// passed.
-	cache *expirable.LRU[string, cacheEntry]
+	cache *lru.Cache[string, cacheEntry]
 	// last is the newest good listing. It lives outside the TTL cache so an
 	// IAM outage can always be answered from it (stale).
 	last    atomic.Pointer[listing]
@@ -186,7 +188,7 @@ type Resolver struct {
 	flights singleflight.Group
 
 	// roles caches iam:GetRole answers by lowercased role name (rolefacts.go).
-	roles *expirable.LRU[string, getRoleAnswer]
+	roles *lru.Cache[string, getRoleAnswer]
 
 	imdsOptFns []func(*imds.Options) // test hook
 
@@ -238,9 +240,10 @@ func New(cfg aws.Config, opts Options) *Resolver {
 		opts:    opts,
 		cfg:     cfg,
 		limiter: rate.NewLimiter(rate.Limit(opts.IAMRequestsPerSecond), opts.IAMBurst),
-		cache:   expirable.NewLRU[string, cacheEntry](opts.Size, nil, opts.TTL),
-		roles:   expirable.NewLRU[string, getRoleAnswer](opts.Size, nil, opts.TTL),
 	}
+	// lru.New fails only for a size ≤ 0, which withDefaults rules out.
+	r.cache, _ = lru.New[string, cacheEntry](opts.Size)
+	r.roles, _ = lru.New[string, getRoleAnswer](opts.Size)
 	newRetryer := func() aws.Retryer {
 		return retry.NewStandard(func(so *retry.StandardOptions) {
 			so.MaxAttempts = opts.RetryMaxAttempts

@@ -400,7 +400,7 @@ func TestIAMFailureAfterGoodListingServesStale(t *testing.T) {
 	r := newResolver(t, s, testOptions(clock))
 
 	good := lookup(t, r, "Admin", "Dev+Ops")
-	clock.Step(10 * time.Minute) // far past the TTL: the LRU entries are gone
+	clock.Step(10 * time.Minute) // far past the TTL: the LRU entries have expired
 	s.InjectFault("iam:ListRoles", awsemu.Fault{Code: "ServiceUnavailable", HTTPStatus: 503})
 	before := r.Stats().IAMRequests
 
