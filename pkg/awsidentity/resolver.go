@@ -193,9 +193,10 @@ type Resolver struct {
 	imdsOptFns []func(*imds.Options) // test hook
 
 	// lastIAMErr and lastSTSErr hold the error of the newest HTTP attempt
-	// when it failed with an answer or a connection error: nil while an
-	// attempt runs, after a success, and after an attempt cut off by our
-	// own deadline (attempts are serialized by the singleflight). When a
+	// that failed with an answer or a connection error, until an attempt
+	// succeeds (nil then); an attempt running, or cut off by our own
+	// deadline without an answer, leaves the one before (attempts are
+	// serialized by the singleflight). When a
 	// call runs out of time while the SDK backs off between retries, the
 	// SDK's error only says "context deadline exceeded"; the message then
 	// adds what IAM or STS last answered (Throttling, ServiceUnavailable,
@@ -205,11 +206,20 @@ type Resolver struct {
 	st counters
 }
 
-// withLastAnswer adds the last failed attempt's error to err when err is
-// only a timeout or a cancellation.
-func withLastAnswer(err error, last *atomic.Pointer[error], service string) error {
-	if err == nil || !(errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)) {
-		return err
+// withLastAnswer adds the last failed attempt's error to err when the call
+// (ctx) timed out or was cancelled. That is judged by ctx, not by err
+// alone: when the deadline passes while the SDK waits for a retry token,
+// its error ("failed to get rate limit token, canceled, ...") does not
+// wrap the deadline.
+func withLastAnswer(ctx context.Context, err error, last *atomic.Pointer[error], service string) error {
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+		if ctx.Err() == nil {
+			return err
+		}
+		err = fmt.Errorf("%w: %w", ctx.Err(), err)
 	}
 	if p := last.Load(); p != nil {
 		return fmt.Errorf("%w (the last %s answer was: %v)", err, service, *p) //nolint:errorlint // the earlier answer is context; the cause is the deadline
@@ -271,14 +281,15 @@ func (r *Resolver) iamAttemptMiddleware(stack *middleware.Stack) error {
 				return middleware.FinalizeOutput{}, middleware.Metadata{}, fmt.Errorf("client-side IAM rate limit: %w", err)
 			}
 			r.st.iamRequests.Add(1)
-			r.lastIAMErr.Store(nil) // an attempt that gets no answer leaves none
 			out, md, err := next.HandleFinalize(ctx, in)
-			if err != nil {
+			if err == nil {
+				r.lastIAMErr.Store(nil)
+			} else {
 				r.st.iamErrors.Add(1)
 				if isThrottle(err) {
 					r.st.iamThrottles.Add(1)
 				}
-				if ctx.Err() == nil { // an answer (or a failed connection), not our own deadline
+				if ctx.Err() == nil || isAnswer(err) { // an answer (or a failed connection), not our own deadline
 					r.lastIAMErr.Store(&err)
 				}
 			}
@@ -318,16 +329,24 @@ func (r *Resolver) stsAttemptMiddleware(stack *middleware.Stack) error {
 	return stack.Finalize.Insert(middleware.FinalizeMiddlewareFunc("awsidentity.STSAttempt",
 		func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
 			r.st.stsRequests.Add(1)
-			r.lastSTSErr.Store(nil)
 			out, md, err := next.HandleFinalize(ctx, in)
-			if err != nil {
+			if err == nil {
+				r.lastSTSErr.Store(nil)
+			} else {
 				r.st.stsErrors.Add(1)
-				if ctx.Err() == nil {
+				if ctx.Err() == nil || isAnswer(err) {
 					r.lastSTSErr.Store(&err)
 				}
 			}
 			return out, md, err
 		}), "Retry", middleware.After)
+}
+
+// isAnswer reports whether err carries what AWS answered: an answer that
+// arrives as the deadline passes is still the last answer.
+func isAnswer(err error) bool {
+	var ae smithy.APIError
+	return errors.As(err, &ae)
 }
 
 func isThrottle(err error) bool {
@@ -355,7 +374,7 @@ func (r *Resolver) Account(ctx context.Context) (awsauth.Account, error) {
 		defer cancel()
 		out, err := r.sts.GetCallerIdentity(cctx, &sts.GetCallerIdentityInput{})
 		if err != nil {
-			return nil, fmt.Errorf("sts:GetCallerIdentity: %w", withLastAnswer(err, &r.lastSTSErr, "STS"))
+			return nil, fmt.Errorf("sts:GetCallerIdentity: %w", withLastAnswer(cctx, err, &r.lastSTSErr, "STS"))
 		}
 		a, err := accountFromARN(aws.ToString(out.Arn))
 		if err != nil {
@@ -371,7 +390,7 @@ func (r *Resolver) Account(ctx context.Context) (awsauth.Account, error) {
 		}
 		return res.Val.(awsauth.Account), nil
 	case <-ctx.Done():
-		return awsauth.Account{}, fmt.Errorf("sts:GetCallerIdentity: %w", withLastAnswer(context.Cause(ctx), &r.lastSTSErr, "STS"))
+		return awsauth.Account{}, fmt.Errorf("sts:GetCallerIdentity: %w", withLastAnswer(ctx, context.Cause(ctx), &r.lastSTSErr, "STS"))
 	}
 }
 
@@ -524,7 +543,7 @@ func (r *Resolver) list(ctx context.Context, seen *listing, force bool) (*listin
 		}
 		return res.Val.(*listing), nil
 	case <-ctx.Done():
-		return nil, fmt.Errorf("iam:ListRoles: gave up waiting for the listing: %w", withLastAnswer(context.Cause(ctx), &r.lastIAMErr, "IAM"))
+		return nil, fmt.Errorf("iam:ListRoles: gave up waiting for the listing: %w", withLastAnswer(ctx, context.Cause(ctx), &r.lastIAMErr, "IAM"))
 	}
 }
 
@@ -575,9 +594,12 @@ func (r *Resolver) walkPages(ctx context.Context) (*listing, error) {
 			MaxItems:   aws.Int32(listRolesMaxItems),
 			Marker:     marker,
 		})
+		if err != nil {
+			err = withLastAnswer(cctx, err, &r.lastIAMErr, "IAM") // before cancel: it asks whether cctx timed out
+		}
 		cancel()
 		if err != nil {
-			return nil, fmt.Errorf("iam:ListRoles (page %d): %w", page, withLastAnswer(err, &r.lastIAMErr, "IAM"))
+			return nil, fmt.Errorf("iam:ListRoles (page %d): %w", page, err)
 		}
 		for _, role := range out.Roles {
 			name := aws.ToString(role.RoleName)
@@ -616,11 +638,16 @@ func (r *Resolver) walkPages(ctx context.Context) (*listing, error) {
 	l := &listing{
 		arns:      make(map[string]string, len(best)),
 		existing:  make([]string, 0, len(best)),
-		facts:     facts,
+		facts:     make(map[string]roleFact, len(facts)),
 		fetchedAt: r.opts.Clock.Now(),
 	}
+	keep := compactStrings(best, facts)
+	for name, f := range facts {
+		l.facts[keep(name)] = roleFact{arn: keep(f.arn), created: f.created}
+	}
 	for ps, c := range best {
-		l.arns[ps] = c.arn
+		ps := keep(ps)
+		l.arns[ps] = keep(c.arn)
 		l.existing = append(l.existing, ps)
 		if len(claims[ps]) > 1 {
 			if l.duplicates == nil {
@@ -633,6 +660,45 @@ func (r *Resolver) walkPages(ctx context.Context) (*listing, error) {
 	}
 	sort.Strings(l.existing)
 	return l, nil
+}
+
+// compactStrings copies the strings a listing keeps (until the next one)
+// into one allocation and returns the copy of each. Kept as the SDK
+// decoded them, thousands of small strings pin the pages of the decoding's
+// garbage around them long after it is collected.
+func compactStrings(best map[string]candidate, facts map[string]roleFact) func(string) string {
+	var size int
+	for ps, c := range best {
+		size += len(ps) + len(c.arn)
+	}
+	for name, f := range facts {
+		size += len(name) + len(f.arn)
+	}
+	var b strings.Builder
+	b.Grow(size)
+	at := make(map[string]int, 2*(len(best)+len(facts)))
+	add := func(s string) {
+		if _, ok := at[s]; !ok {
+			at[s] = b.Len()
+			b.WriteString(s)
+		}
+	}
+	for ps, c := range best {
+		add(ps)
+		add(c.arn)
+	}
+	for name, f := range facts {
+		add(name)
+		add(f.arn)
+	}
+	all := b.String()
+	return func(s string) string {
+		i, ok := at[s]
+		if !ok {
+			return s
+		}
+		return all[i : i+len(s)]
+	}
 }
 
 // canonicalFromListed builds the canonical ARN of a listed role: partition

@@ -11,8 +11,10 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 
@@ -886,5 +888,71 @@ func TestTimeoutSaysWhatAWSLastAnswered(t *testing.T) {
 	err = r.Refresh(context.Background())
 	if err == nil || !errors.Is(err, context.DeadlineExceeded) || strings.Contains(err.Error(), "the last IAM answer") {
 		t.Errorf("Refresh, IAM hangs: %v", err)
+	}
+}
+
+// TestWithLastAnswerJudgesByTheCallsDeadline: when the call's deadline has
+// passed, the last answer is added even if the SDK's error does not wrap
+// the deadline (it gave up waiting for a retry token); a call still within
+// its deadline keeps its error as it is.
+func TestWithLastAnswerJudgesByTheCallsDeadline(t *testing.T) {
+	var last atomic.Pointer[error]
+	answer := errors.New("api error ServiceUnavailable: STS is down")
+	last.Store(&answer)
+	sdkErr := errors.New("https response error StatusCode: 503: failed to get rate limit token, canceled, context deadline exceeded")
+
+	expired, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+	defer cancel()
+	err := withLastAnswer(expired, sdkErr, &last, "STS")
+	if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, sdkErr) || !strings.Contains(err.Error(), "the last STS answer was: api error ServiceUnavailable: STS is down") {
+		t.Fatalf("past the deadline: %v", err)
+	}
+	if err := withLastAnswer(context.Background(), sdkErr, &last, "STS"); err != sdkErr { //nolint:errorlint // the very error
+		t.Fatalf("within the deadline the error is changed: %v", err)
+	}
+	if err := withLastAnswer(expired, nil, &last, "STS"); err != nil {
+		t.Fatalf("no error became %v", err)
+	}
+}
+
+// TestListingKeepsItsStringsTogether: the strings a listing keeps until the
+// next one (permission sets, ARNs, role names) share one allocation, so
+// that they do not pin the pages of the listing's decoding garbage.
+func TestListingKeepsItsStringsTogether(t *testing.T) {
+	var roles []awsemu.Role
+	for i := range 500 {
+		roles = append(roles, awsemu.SSORole(fmt.Sprintf("Team%03d", i), fmt.Sprintf("%016x", i), "eu-west-1"))
+	}
+	s := startEmu(t, awsemu.Config{Roles: roles, MaxPageSize: 100})
+	r := newResolver(t, s, testOptions(nil))
+	if got := lookup(t, r, "Team007"); got["Team007"] != roleARN("aws", "AWSReservedSSO_Team007_0000000000000007") {
+		t.Fatalf("Team007 = %q", got["Team007"])
+	}
+	l := r.last.Load()
+	var kept []string
+	for ps, arn := range l.arns {
+		kept = append(kept, ps, arn)
+	}
+	for name, f := range l.facts {
+		kept = append(kept, name, f.arn)
+	}
+	kept = append(kept, l.existing...)
+	lo, hi := uintptr(1<<64-1), uintptr(0)
+	var size int
+	for _, s := range kept {
+		p := uintptr(unsafe.Pointer(unsafe.StringData(s)))
+		lo, hi = min(lo, p), max(hi, p+uintptr(len(s)))
+	}
+	for ps, arn := range l.arns {
+		size += len(ps) + len(arn)
+	}
+	for name, f := range l.facts {
+		size += len(name) + len(f.arn)
+	}
+	if len(l.arns) != 500 || len(l.facts) != 500 {
+		t.Fatalf("listed %d permission sets, %d roles; want 500", len(l.arns), len(l.facts))
+	}
+	if span := int(hi - lo); span > size {
+		t.Fatalf("the listing's %d strings span %d bytes of memory for %d bytes of text: not one allocation", len(kept), span, size)
 	}
 }

@@ -104,7 +104,7 @@ func (r *Resolver) getRole(ctx context.Context, name string) (roleFact, bool, er
 			r.roles.Add(key, a)
 			return a, nil
 		case err != nil:
-			return nil, fmt.Errorf("iam:GetRole %s: %w", name, withLastAnswer(err, &r.lastIAMErr, "IAM"))
+			return nil, fmt.Errorf("iam:GetRole %s: %w", name, withLastAnswer(cctx, err, &r.lastIAMErr, "IAM"))
 		}
 		a := getRoleAnswer{found: true, expires: r.opts.Clock.Now().Add(r.opts.TTL),
 			fact: roleFact{arn: aws.ToString(out.Role.Arn), created: aws.ToTime(out.Role.CreateDate)}}
