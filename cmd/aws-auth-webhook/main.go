@@ -5,10 +5,6 @@ package main
 import (
 	"os"
 
-	// CA roots for TLS to AWS, used only when the system has none: the
-	// image built by `make image` carries no CA bundle file.
-	_ "golang.org/x/crypto/x509roots/fallback"
-
 	"github.com/aws-auth-webhook/aws-auth-webhook/cmd/aws-auth-webhook/app"
 )
 

@@ -135,8 +135,10 @@ func (o Options) withDefaults() Options {
 // LoadAWSConfig loads the SDK's default configuration (env, shared config,
 // IRSA web identity, EKS Pod Identity, AWS_ENDPOINT_URL_* ...). region may
 // be empty: then the SDK's own sources decide, and DefaultRegion is the last
-// resort (see its comment for why that is safe for IAM).
+// resort (see its comment for why that is safe for IAM). On a system with no
+// CA bundle, compiled-in roots verify AWS's TLS (ensureCARoots).
 func LoadAWSConfig(ctx context.Context, region string, optFns ...func(*config.LoadOptions) error) (aws.Config, error) {
+	ensureCARoots()
 	opts := []func(*config.LoadOptions) error{config.WithDefaultRegion(DefaultRegion)}
 	if region != "" {
 		opts = append(opts, config.WithRegion(region))

@@ -4,17 +4,18 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"encoding/pem"
 	"io"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"golang.org/x/crypto/x509roots/fallback/bundle"
 )
 
 // The offline base's files: what distroless static's nonroot variant holds
-// that a static Go binary can use. No shell, no package manager, no libc;
-// CA roots are compiled into the binary (x509roots/fallback).
+// that a static Go binary can use. No shell, no package manager, no libc.
 const (
 	passwd = `root:x:0:0:root:/root:/sbin/nologin
 nobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin
@@ -36,12 +37,33 @@ type tarEntry struct {
 	data     []byte
 }
 
+// caBundlePath is where distroless keeps its CA bundle, the first file Go's
+// crypto/x509 reads for the system roots on Linux.
+const caBundlePath = "etc/ssl/certs/ca-certificates.crt"
+
+// caBundle is the CA bundle file of the offline base: the NSS trust store
+// of golang.org/x/crypto/x509roots/fallback/bundle (pinned by go.mod, so the
+// layer is reproducible), in PEM. Roots that NSS distrusts after a date are
+// left out: a PEM file cannot carry that constraint.
+func caBundle() []byte {
+	var b bytes.Buffer
+	for r := range bundle.Roots() {
+		if r.Constraint == nil {
+			_ = pem.Encode(&b, &pem.Block{Type: "CERTIFICATE", Bytes: r.Certificate})
+		}
+	}
+	return b.Bytes()
+}
+
 func offlineBaseEntries() []tarEntry {
 	return []tarEntry{
 		{name: "etc/", mode: 0o755},
 		{name: "etc/group", mode: 0o644, data: []byte(group)},
 		{name: "etc/nsswitch.conf", mode: 0o644, data: []byte(nsswitch)},
 		{name: "etc/passwd", mode: 0o644, data: []byte(passwd)},
+		{name: "etc/ssl/", mode: 0o755},
+		{name: "etc/ssl/certs/", mode: 0o755},
+		{name: caBundlePath, mode: 0o644, data: caBundle()},
 		{name: "home/", mode: 0o755},
 		{name: "home/nonroot/", mode: 0o700, uid: nonrootUID, gid: nonrootUID},
 		{name: "root/", mode: 0o700},

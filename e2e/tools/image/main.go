@@ -12,8 +12,8 @@
 //	  [--base registry/repo@sha256:...] [--push registry/repo[:tag]]
 //
 // Without --base the image is assembled offline on an empty base from what
-// distroless static holds: the static binary (CA roots compiled in, from
-// golang.org/x/crypto/x509roots/fallback), /etc/passwd and /etc/group with
+// distroless static holds: the static binary, a CA bundle (the NSS roots
+// of golang.org/x/crypto/x509roots/fallback/bundle), /etc/passwd and /etc/group with
 // the nonroot user 65532, /etc/nsswitch.conf, /tmp and /home/nonroot; no
 // shell, no package manager, no libc. Every timestamp is --created, so the
 // same commit builds the same digests.

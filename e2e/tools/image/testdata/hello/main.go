@@ -1,12 +1,8 @@
 // Command hello stands in for aws-auth-webhook in the image builder's
-// tests: a small static binary that, like the real one, carries CA roots.
+// tests: a small static binary.
 package main
 
-import (
-	"fmt"
-
-	_ "golang.org/x/crypto/x509roots/fallback"
-)
+import "fmt"
 
 var version = "dev"
 
