@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -75,5 +76,15 @@ func TestExecWrapper(t *testing.T) {
 	}
 	if !strings.Contains(string(out), "/"+filepath.Base(cg.dir)+"\n") {
 		t.Fatalf("not in %s:\n%s", cg.dir, out)
+	}
+}
+
+// A server sees none of this machine's AWS settings, only the bench's.
+func TestServerEnvDropsTheMachinesAWSSettings(t *testing.T) {
+	got := serverEnv([]string{"PATH=/bin", "AWS_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt", "AWS_PROFILE=dev", "HOME=/root"},
+		[]string{"AWS_REGION=eu-west-1", "GOMEMLIMIT=100MiB"})
+	want := []string{"PATH=/bin", "HOME=/root", "AWS_REGION=eu-west-1", "GOMEMLIMIT=100MiB"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("serverEnv = %q, want %q", got, want)
 	}
 }

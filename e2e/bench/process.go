@@ -114,6 +114,21 @@ type limits struct {
 	wrap []string
 }
 
+// serverEnv is a server's environment: this machine's, less every AWS_*
+// setting, plus extra. In a pod the AWS settings come only from the chart
+// and the credential injection (IRSA, Pod Identity); a developer's or a CI
+// machine's (AWS_CA_BUNDLE, a profile) would change what serve loads and
+// holds (AWS_CA_BUNDLE alone: a second parse of a whole CA bundle).
+func serverEnv(host, extra []string) []string {
+	env := make([]string, 0, len(host)+len(extra))
+	for _, kv := range host {
+		if !strings.HasPrefix(kv, "AWS_") {
+			env = append(env, kv)
+		}
+	}
+	return append(env, extra...)
+}
+
 // start execs bin with args and lim and waits until it is ready: /readyz
 // answers 200, or, without a health address, the port accepts TLS.
 func start(name, bin string, args []string, lim limits, port int, health, logDir string) (*proc, error) {
@@ -133,7 +148,7 @@ func start(name, bin string, args []string, lim limits, port int, health, logDir
 		bin = self
 	}
 	p.cmd = exec.Command(bin, args...)
-	p.cmd.Env = append(os.Environ(), env...)
+	p.cmd.Env = serverEnv(os.Environ(), env)
 	p.cmd.Stdout, p.cmd.Stderr = logf, logf
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	t0 := time.Now()
