@@ -9,7 +9,6 @@ import (
 	"github.com/spf13/cobra"
 	"go.uber.org/zap/zapcore"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/awsidentity"
 	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/server"
@@ -57,7 +56,7 @@ the files change. Kubernetes access: in-cluster, or --kubeconfig / KUBECONFIG.`,
 			if err != nil {
 				return usageErrorf("--log-level: %v", err)
 			}
-			log := zap.New(zap.Level(level), zap.UseDevMode(logFormat == "console"), zap.WriteTo(cmd.ErrOrStderr()))
+			log := newLogger(level, logFormat == "console", cmd.ErrOrStderr())
 			ctrl.SetLogger(log)
 			if ml, err := setMemoryLimit(memlimit.FromCgroup); err != nil {
 				log.Info("Go memory limit not set: no container memory limit could be read", "reason", err.Error())
