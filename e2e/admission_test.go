@@ -96,7 +96,7 @@ func TestAdmissionWebhook(t *testing.T) {
 			{Name: "github-deployer", Path: "/ci/"},
 		},
 	})
-	wh := cp.StartWebhook(t, framework.WebhookOptions{Emulator: emu, Args: []string{
+	wh := cp.StartWebhook(t, framework.WebhookOptions{Emulator: emu, Pprof: true, Args: []string{
 		"--resync-interval=" + whResyncInterval.String(),
 		"--break-glass-group=" + whBreakGlass,
 	}})
@@ -113,6 +113,7 @@ func TestAdmissionWebhook(t *testing.T) {
 	t.Run("ResyncNeverLosesAConcurrentEdit", s.testResyncConcurrentEdit)
 	t.Run("OtherConfigMapsAreNeverSent", s.testOtherConfigMaps)
 	t.Run("DryRunAnswersAlikeAndRecordsNothing", s.testDryRun)
+	t.Run("HeapProfileSamplesTheServersWorkWhenAsked", s.testHeapProfile)
 
 	if wh.Exited() {
 		t.Errorf("the webhook process exited during the tests")
@@ -120,6 +121,19 @@ func TestAdmissionWebhook(t *testing.T) {
 }
 
 // --- the subtests ---------------------------------------------------------
+
+// testHeapProfile: with --pprof-bind-address the heap profile samples what
+// serve allocates while it answers (main turns sampling off, serve turns it
+// back on only then); run last, after the other subtests' admissions.
+func (s *webhookSuite) testHeapProfile(t *testing.T) {
+	code, body := s.wh.Get(t, s.wh.PprofAddr, "/debug/pprof/heap?debug=1")
+	if code != http.StatusOK {
+		t.Fatalf("GET /debug/pprof/heap: %d %s", code, body)
+	}
+	if !strings.Contains(body, "aws-auth-webhook/pkg/admission.") {
+		t.Fatalf("the heap profile holds no sample from the admission handlers:\n%.2000s", body)
+	}
+}
 
 // testServes: HTTPS with envtest's certificate and TLS 1.2 at least;
 // /healthz and /readyz on the health port; Prometheus metrics.

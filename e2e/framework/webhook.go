@@ -185,15 +185,19 @@ type WebhookOptions struct {
 	// CertDir holds tls.crt and tls.key; default envtest's
 	// LocalServingCertDir.
 	CertDir string
+	// Pprof serves Go's /debug/pprof on a free loopback port (PprofAddr).
+	Pprof bool
 }
 
 // WebhookProcess is a running `aws-auth-webhook serve`.
 type WebhookProcess struct {
 	// Port is the webhook's HTTPS port; HealthAddr and MetricsAddr are
-	// host:port of the probe and metrics servers.
+	// host:port of the probe and metrics servers; PprofAddr of
+	// /debug/pprof, with WebhookOptions.Pprof.
 	Port        int
 	HealthAddr  string
 	MetricsAddr string
+	PprofAddr   string
 	Args        []string
 	cmd         *exec.Cmd
 	logs        *syncBuffer
@@ -247,6 +251,10 @@ func (cp *ControlPlane) StartWebhook(t testing.TB, opts WebhookOptions) *Webhook
 		"--leader-elect=false",
 		"--log-format=json",
 	}, opts.Args...)
+	if opts.Pprof {
+		w.PprofAddr = freeAddr(t)
+		w.Args = append(w.Args, "--pprof-bind-address="+w.PprofAddr)
+	}
 
 	env := os.Environ()
 	for k, v := range opts.Emulator.Env() {

@@ -3,6 +3,7 @@ package app
 import (
 	"flag"
 	"os"
+	"runtime"
 	"time"
 
 	"github.com/KimMachineGun/automemlimit/memlimit"
@@ -13,6 +14,10 @@ import (
 	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/awsidentity"
 	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/server"
 )
+
+// defaultMemProfileRate is the Go runtime's own default: one heap-profile
+// sample per 512 KiB allocated.
+const defaultMemProfileRate = 512 * 1024
 
 func newServeCommand() *cobra.Command {
 	opts := server.Options{}
@@ -58,6 +63,11 @@ the files change. Kubernetes access: in-cluster, or --kubeconfig / KUBECONFIG.`,
 			}
 			log := newLogger(level, logFormat == "console", cmd.ErrOrStderr())
 			ctrl.SetLogger(log)
+			if opts.PprofAddress != "" {
+				// main turned heap-profile sampling off; the profile counts
+				// allocations from here on.
+				runtime.MemProfileRate = defaultMemProfileRate
+			}
 			if ml, err := setMemoryLimit(memlimit.FromCgroup); err != nil {
 				log.Info("Go memory limit not set: no container memory limit could be read", "reason", err.Error())
 			} else {
