@@ -30,7 +30,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/apimachinery/pkg/watch"
-	"k8s.io/client-go/kubernetes"
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -103,7 +103,7 @@ type Options struct {
 type Reconciler struct {
 	eks  *eksaccess.Client
 	r    client.Reader
-	cs   kubernetes.Interface
+	cs   corev1client.ConfigMapsGetter
 	res  Resolver
 	aud  *audit.Auditor
 	log  logr.Logger
@@ -127,7 +127,7 @@ var (
 )
 
 // New returns a Reconciler. r reads aws-auth (uncached), cs watches it.
-func New(e *eksaccess.Client, r client.Reader, cs kubernetes.Interface, res Resolver, a *audit.Auditor, log logr.Logger, opts Options) *Reconciler {
+func New(e *eksaccess.Client, r client.Reader, cs corev1client.ConfigMapsGetter, res Resolver, a *audit.Auditor, log logr.Logger, opts Options) *Reconciler {
 	if opts.Interval <= 0 {
 		opts.Interval = 5 * time.Minute
 	}
@@ -217,7 +217,7 @@ func (rc *Reconciler) watch(ctx context.Context) {
 	rv := ""
 	backoff := wait.Backoff{Duration: time.Second, Factor: 2, Steps: 6, Cap: 30 * time.Second}
 	for ctx.Err() == nil {
-		w, err := rc.cs.CoreV1().ConfigMaps(rc.opts.Namespace).Watch(ctx, metav1.ListOptions{FieldSelector: sel, ResourceVersion: rv, AllowWatchBookmarks: true})
+		w, err := rc.cs.ConfigMaps(rc.opts.Namespace).Watch(ctx, metav1.ListOptions{FieldSelector: sel, ResourceVersion: rv, AllowWatchBookmarks: true})
 		if err != nil {
 			rc.log.V(1).Info("watching aws-auth failed; retrying", "error", err.Error())
 			rv = ""

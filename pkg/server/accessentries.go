@@ -7,7 +7,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/eks"
 	"github.com/go-logr/logr"
-	"k8s.io/client-go/kubernetes"
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
@@ -41,7 +41,7 @@ func addAccessEntries(mgr manager.Manager, restConfig *rest.Config, awsConfig aw
 	if ae.MaxAge <= 0 {
 		ae.MaxAge = time.Hour
 	}
-	cs, err := kubernetes.NewForConfig(restConfig)
+	cs, err := corev1client.NewForConfig(restConfig)
 	if err != nil {
 		return fmt.Errorf("kubernetes client for the aws-auth watch: %w", err)
 	}
