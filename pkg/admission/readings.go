@@ -16,7 +16,7 @@ import (
 // only the items an edit touched. It changes no answer of the engine.
 //
 // It is bounded in bytes (the readings' own estimate of their size), least
-// recently used first out: an entry of the usual shape reads into about 15
+// recently used first out: an entry of the usual shape reads into about 19
 // times its text.
 type readings struct {
 	maxBytes int
@@ -29,7 +29,7 @@ type readings struct {
 
 // DefaultReadingBytes bounds the readings kept (as the readings estimate
 // themselves, which is about the heap they hold): every item of an
-// aws-auth at the 1 MiB limit (about 5,700 entries, 17 MiB) with room for
+// aws-auth at the 1 MiB limit (about 5,700 entries, 19 MiB) with room for
 // the items its edits change. Inside the chart's 128 Mi this leaves the
 // requests in flight their room (the requests of a 1 MiB aws-auth carry
 // 2 MiB each, and are worked on one at a time).

@@ -10,6 +10,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"unicode"
 	"unicode/utf8"
 
@@ -87,6 +89,9 @@ type entry struct {
 	written map[string][]string
 	// strs holds, decoded once, the fields of view that are JSON strings.
 	strs map[string]string
+	// fields is where view, written and strs come from: shared by every
+	// entry read from the same item text, it remembers their verdict.
+	fields *fieldView
 	// badChars marks the fields the character rule reported, misspelt
 	// the fields a near-miss key stands for.
 	badChars, misspelt map[string]bool
@@ -602,7 +607,7 @@ func (e *entry) read(src fieldSource) Findings {
 	if fields == nil {
 		return findings // not an object: reported above through the v3 kind check
 	}
-	e.view, e.written, e.strs = fields.view, fields.written, fields.strs
+	e.view, e.written, e.strs, e.fields = fields.view, fields.written, fields.strs, fields
 	for j := range findings {
 		findings[j].Entry = e.label()
 	}
@@ -619,6 +624,39 @@ type fieldView struct {
 	view    map[string]json.RawMessage
 	written map[string][]string
 	strs    map[string]string
+
+	// passed remembers that the entry rules (validator.checkEntry) found
+	// nothing, and the identity key they returned, per data key and lint
+	// mode: they read nothing but the fields, so an item that passed once
+	// passes every time, and an unchanged item of an edited aws-auth is
+	// not judged again. Only a pass is kept (a finding names the entry's
+	// place, which the next document may change).
+	passed [2][2]atomic.Pointer[string]
+
+	// groupsOnce makes groups: the groups field decoded, shared.
+	groupsOnce sync.Once
+	groups     []string
+}
+
+// groupList is the groups field as a list of strings (nil when it is
+// missing or not such a list), decoded once and shared by every Result
+// that holds the entry: never changed, and full, so that an append copies.
+func (f *fieldView) groupList() []string {
+	f.groupsOnce.Do(func() {
+		if raw, ok := f.view[fieldGroups]; ok {
+			g, _ := jsonStrings(raw)
+			f.groups = g[:len(g):len(g)]
+		}
+	})
+	return f.groups
+}
+
+// groups is the entry's groups (fieldView.groupList).
+func (e *entry) groups() []string {
+	if e.fields == nil {
+		return nil
+	}
+	return e.fields.groupList()
 }
 
 // fieldSource gives an entry's fieldView, made when first asked for: an

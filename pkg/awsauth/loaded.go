@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	yamlv2 "go.yaml.in/yaml/v2"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
@@ -212,32 +213,53 @@ func (l *Loaded) Matcher() *Matcher {
 	for i, set := range []struct {
 		key      string
 		mappings []LoadedMapping
-		keyOf    func(LoadedMapping) string
-	}{
-		{KeyMapRoles, l.Roles, func(m LoadedMapping) string { return strings.ToLower(m.ARN) }},
-		{KeyMapUsers, l.Users, func(m LoadedMapping) string { return m.ARN }},
-	} {
-		kept := map[string]LoadedMapping{}
-		var order []string
+		fold     bool // role ARNs are kept by their lowercase
+	}{{KeyMapRoles, l.Roles, true}, {KeyMapUsers, l.Users, false}} {
+		// As the authenticator's map: by key, the last mapping wins, kept
+		// where its key first appeared.
+		at := make(map[string]int, len(set.mappings))
+		kept := make([]LoadedMapping, 0, len(set.mappings))
+		keys := make([]string, 0, len(set.mappings))
 		for _, m := range set.mappings {
 			if m.SSO { // the sso: matcher is off on EKS
 				continue
 			}
-			k := set.keyOf(m)
-			if _, seen := kept[k]; !seen {
-				order = append(order, k)
+			k := m.ARN
+			if set.fold {
+				k = strings.ToLower(k)
 			}
-			kept[k] = m
+			if j, seen := at[k]; seen {
+				kept[j] = m
+				continue
+			}
+			at[k] = len(kept)
+			kept = append(kept, m)
+			keys = append(keys, k)
 		}
-		byFold := make(map[string][]LoadedMapping, len(order))
-		for _, k := range order {
-			m := kept[k]
-			f := foldKey(m.ARN)
-			byFold[f] = append(byFold[f], m)
+		byFold := make(map[string][]LoadedMapping, len(kept))
+		for j := range kept {
+			f := keys[j]
+			if !set.fold || !isASCII(f) { // an ASCII key lowercased is folded
+				f = foldKey(kept[j].ARN)
+			}
+			if prev, ok := byFold[f]; ok {
+				byFold[f] = append(prev, kept[j])
+			} else {
+				byFold[f] = kept[j : j+1 : j+1] // full: an append copies
+			}
 		}
 		x.sets[i] = matchSet{key: set.key, byFold: byFold}
 	}
 	return x
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
 }
 
 // Match is Loaded.Match.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"reflect"
 	"runtime"
@@ -262,6 +263,67 @@ func TestItemsThatDoNotReadAlone(t *testing.T) {
 		if !reflect.DeepEqual(got, want) {
 			t.Fatalf("%q: %s", text, resultDiff(got, want))
 		}
+	}
+}
+
+// TestVerdictsRememberedAcrossDocuments: an item's reading is shared by
+// every document that holds its text, and remembers what was found of it
+// (fieldView.passed, .groups; itemShape.roleKeys). Through one cache for
+// the whole corpus — each document also with mapRoles and mapUsers
+// swapped, so that the same text is judged under the other key, and each
+// linted and rendered, so that it is judged in both modes — every answer
+// must be the one the whole reading gives without a cache.
+func TestVerdictsRememberedAcrossDocuments(t *testing.T) {
+	var docs []corpusDoc
+	for _, d := range equivalenceDocs(t, 500) {
+		if len(d.data[KeyMapRoles])+len(d.data[KeyMapUsers]) < 64<<10 { // what is judged is items, not their number
+			docs = append(docs, d)
+		}
+	}
+	// Entries that pass in one mode and not in the other: a permission set
+	// that does not resolve is one identity to Lint (two entries naming it
+	// are duplicates) and none to Render (which reports it unresolved).
+	docs = append(docs, corpusDoc{origin: "modes", detail: "unresolved permission set twice", data: map[string]string{
+		KeyMapRoles: "- permissionset: NoSuchSet\n  username: a\n  groups: [x]\n- permissionset: NoSuchSet\n  username: b\n  groups: [y]\n"}},
+		// Kept as written by a render that keeps what it cannot resolve (the
+		// resync loop's), passing there; Lint warns that the rolearn is
+		// another permission set's role.
+		corpusDoc{origin: "modes", detail: "kept rolearn of another permission set", data: map[string]string{
+			KeyMapRoles: "- rolearn: arn:aws:iam::111122223333:role/AWSReservedSSO_Other_0123456789abcdef\n  permissionset: NoSuchSet\n  username: a\n  groups: [x]\n"}})
+	cache := newMapCache()
+	node := Options{NodeRoleARNs: []string{"arn:aws:iam::111122223333:role/eks-node"}}
+	failures := 0
+	for _, doc := range docs {
+		swapped := maps.Clone(doc.data)
+		swapped[KeyMapRoles], swapped[KeyMapUsers] = doc.data[KeyMapUsers], doc.data[KeyMapRoles]
+		for name, data := range map[string]map[string]string{"as written": doc.data, "keys swapped": swapped} {
+			lintBoth := func(when string) {
+				if got, want := lint(data, Options{}, reading{cache: cache}), lint(data, Options{}, reading{whole: true}); !reflect.DeepEqual(got, want) {
+					failures++
+					t.Errorf("%s %s, %s: Lint %s through the shared cache differs:\n%s\ndocument:\n%s", doc.origin, doc.detail, name, when, resultDiff(got, want), showDoc(data))
+				}
+			}
+			lintBoth("before Render")
+			for _, keep := range []bool{false, true} {
+				opts := node
+				opts.KeepUnresolved = keep
+				want, wantErr := render(context.Background(), data, newFakeResolver(), opts, reading{whole: true})
+				opts.Cache = cache
+				got, gotErr := Render(context.Background(), data, newFakeResolver(), opts)
+				if !reflect.DeepEqual(got, want) || !reflect.DeepEqual(gotErr, wantErr) {
+					failures++
+					t.Errorf("%s %s, %s: Render (KeepUnresolved %v) through the shared cache differs (%v, want %v):\n%s\ndocument:\n%s",
+						doc.origin, doc.detail, name, keep, gotErr, wantErr, resultDiff(got, want), showDoc(data))
+				}
+			}
+			lintBoth("after Render")
+			if failures >= 5 {
+				t.FailNow()
+			}
+		}
+	}
+	if len(cache.m) < 1000 {
+		t.Fatalf("the corpus put only %d item texts in the cache: nothing was shared", len(cache.m))
 	}
 }
 

@@ -3,6 +3,7 @@ package awsauth
 import (
 	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/charcheck"
 	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/iamarn"
+	"slices"
 
 	"context"
 	"errors"
@@ -51,6 +52,7 @@ type Result struct {
 // exactly so (the differential test holds the engine to that).
 func (r *Result) AsLoaded() *Loaded {
 	l := &Loaded{Accounts: r.Accounts, Errors: map[string]error{}}
+	l.Roles, l.Users = slices.Grow(l.Roles, len(r.Roles)), slices.Grow(l.Users, len(r.Users))
 	for _, m := range r.Roles {
 		l.Roles = append(l.Roles, LoadedMapping{Index: m.Index, ARN: m.ARN, Username: m.Username, Groups: m.Groups, PermissionSet: m.PermissionSet})
 	}
@@ -263,6 +265,20 @@ func parseData(data map[string]string, rd reading) ([]*section, Findings) {
 func newResult(data map[string]string, changed []string, secs []*section, findings Findings) *Result {
 	res := &Result{Data: data, Changed: changed, Findings: findings}
 	for _, s := range secs {
+		n := 0
+		for _, e := range s.entries {
+			if e.isMapping {
+				n++
+			}
+		}
+		switch s.key {
+		case KeyMapRoles:
+			res.Roles = slices.Grow(res.Roles, n)
+		case KeyMapUsers:
+			res.Users = slices.Grow(res.Users, n)
+		}
+	}
+	for _, s := range secs {
 		if s.key == KeyMapAccounts {
 			res.Accounts = s.accounts
 		}
@@ -274,9 +290,7 @@ func newResult(data map[string]string, changed []string, secs []*section, findin
 			m.ARN, _ = e.str(arnField(s.key))
 			m.PermissionSet, _ = e.str(fieldPermissionSet)
 			m.Username, _ = e.str(fieldUsername)
-			if raw, ok := e.view[fieldGroups]; ok {
-				m.Groups, _ = jsonStrings(raw) // a non-list was reported
-			}
+			m.Groups = e.groups() // a non-list was reported
 			m.AccessPolicies = e.accessPolicies()
 			switch s.key {
 			case KeyMapRoles:
@@ -526,17 +540,10 @@ func (rw *rewriter) ensureNodeRoles(nodeRoles []string) {
 // edited) list of s: from an item's tree where it has one, else from its
 // entry's shape (an item read on its own and not edited).
 func collectRoleKeys(s *section, seq *yaml.Node, into map[string]bool) {
-	add := func(key, value string) {
-		if strings.EqualFold(key, fieldRoleARN) {
-			if a, err := parseIAMARN(value, false); err == nil {
-				into[a.IdentityKey()] = true
-			}
-		}
-	}
 	for i, item := range seq.Content {
 		if item == nil {
-			for _, p := range s.entries[i].shape.pairs {
-				add(p.key, p.value)
+			for _, k := range s.entries[i].shape.roleIdentities() {
+				into[k] = true
 			}
 			continue
 		}
@@ -547,7 +554,22 @@ func collectRoleKeys(s *section, seq *yaml.Node, into map[string]bool) {
 			continue
 		}
 		for i := 0; i+1 < len(item.Content); i += 2 {
-			add(item.Content[i].Value, item.Content[i+1].Value)
+			if k, ok := roleIdentity(item.Content[i].Value, item.Content[i+1].Value); ok {
+				into[k] = true
+			}
 		}
 	}
+}
+
+// roleIdentity is the identity key of value when key is a rolearn key and
+// value a valid IAM ARN.
+func roleIdentity(key, value string) (string, bool) {
+	if !strings.EqualFold(key, fieldRoleARN) {
+		return "", false
+	}
+	a, err := parseIAMARN(value, false)
+	if err != nil {
+		return "", false
+	}
+	return a.IdentityKey(), true
 }

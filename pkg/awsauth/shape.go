@@ -1,6 +1,8 @@
 package awsauth
 
 import (
+	"sync"
+
 	yaml "go.yaml.in/yaml/v3"
 )
 
@@ -26,6 +28,24 @@ type itemShape struct {
 	// from: the first of each lowercased key that is a plain key, not a
 	// merge key (entry.read reports the others).
 	firsts []int
+
+	// roleKeys are the identity keys of the item's rolearn keys, made
+	// once, when first needed (collectRoleKeys).
+	roleKeysOnce sync.Once
+	roleKeys     []string
+}
+
+// roleIdentities returns the identity keys of the valid role ARNs the item
+// holds under a rolearn key of any spelling.
+func (s *itemShape) roleIdentities() []string {
+	s.roleKeysOnce.Do(func() {
+		for _, p := range s.pairs {
+			if k, ok := roleIdentity(p.key, p.value); ok {
+				s.roleKeys = append(s.roleKeys, k)
+			}
+		}
+	})
+	return s.roleKeys
 }
 
 // shapePair is one key: value of a mapping item, as goyaml.v3 reads it.

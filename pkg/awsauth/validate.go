@@ -3,6 +3,7 @@ package awsauth
 import (
 	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/charcheck"
 	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/iamarn"
+	"sync/atomic"
 
 	"encoding/json"
 	"errors"
@@ -153,8 +154,7 @@ func (v *validator) validateEntries(s *section) {
 				"remove the empty '- ' item or fill it in")
 			continue
 		}
-		v.validateFields(e)
-		id := v.validateIdentity(e)
+		id := v.checkEntry(e)
 		if id == "" {
 			continue
 		}
@@ -171,6 +171,46 @@ func (v *validator) validateEntries(s *section) {
 		}
 		seen[id] = e
 	}
+}
+
+// checkEntry applies the rules of one entry (validateFields and
+// validateIdentity) and returns its identity key, or what its fields
+// remember of an earlier pass (fieldView.passed).
+func (v *validator) checkEntry(e *entry) string {
+	memo := e.passedMemo(v.lint)
+	if memo != nil {
+		if id := memo.Load(); id != nil {
+			return *id
+		}
+	}
+	before := len(v.findings) + v.omitted
+	v.validateFields(e)
+	id := v.validateIdentity(e)
+	if memo != nil && len(v.findings)+v.omitted == before {
+		memo.Store(&id)
+	}
+	return id
+}
+
+// passedMemo is where e's fields remember a pass of the entry rules in this
+// lint mode; nil for an entry of another key.
+func (e *entry) passedMemo(lint bool) *atomic.Pointer[string] {
+	if e.fields == nil {
+		return nil
+	}
+	k := 0
+	switch e.key {
+	case KeyMapRoles:
+	case KeyMapUsers:
+		k = 1
+	default:
+		return nil
+	}
+	l := 0
+	if lint {
+		l = 1
+	}
+	return &e.fields.passed[k][l]
 }
 
 func arnField(key string) string {
