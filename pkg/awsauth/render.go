@@ -1,17 +1,17 @@
 package awsauth
 
 import (
-	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/charcheck"
-	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/iamarn"
-	"slices"
-
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
 	yaml "go.yaml.in/yaml/v3"
+
+	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/charcheck"
+	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/iamarn"
 )
 
 // Options tune Render.

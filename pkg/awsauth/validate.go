@@ -1,16 +1,16 @@
 package awsauth
 
 import (
-	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/charcheck"
-	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/iamarn"
-	"sync/atomic"
-
 	"encoding/json"
 	"errors"
 	"fmt"
 	"regexp"
 	"sort"
 	"strings"
+	"sync/atomic"
+
+	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/charcheck"
+	"github.com/aws-auth-webhook/aws-auth-webhook/pkg/iamarn"
 )
 
 // usernameTemplates are the only {{...}} placeholders the authenticator
