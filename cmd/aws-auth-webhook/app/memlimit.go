@@ -12,7 +12,7 @@ import (
 // memLimitRatio is the share of the container's memory limit given to the
 // Go runtime as its soft limit (GOMEMLIMIT): the chart's 128Mi becomes
 // ~90MiB, leaving room for what the runtime does not count: the binary's
-// pages (~29 MiB resident, charged to the cgroup), stacks outside the
+// pages (~27 MiB resident, charged to the cgroup), stacks outside the
 // heap, the kernel's page cache. At 80% serve was OOM-killed in a 128Mi
 // cgroup while reading a 1 MiB aws-auth (make bench).
 const memLimitRatio = 0.7
