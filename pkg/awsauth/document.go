@@ -263,16 +263,21 @@ func isSkippable(text string) bool {
 // matches k; a dotless ı or a dotted İ matches no i (they fold to nothing
 // but themselves), as the differential found.
 func foldKey(k string) string {
-	ascii := true
-	for i := 0; i < len(k) && ascii; i++ {
-		ascii = k[i] < utf8.RuneSelf
-	}
-	if ascii {
+	if isASCII(k) {
 		// Every ASCII letter's orbit holds its upper and lower case (and
 		// for k and s a non-ASCII sign), the upper case the smallest.
 		return strings.ToLower(k)
 	}
 	return foldOrbits(k)
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
 }
 
 // foldOrbits is foldKey's rule for any text: each rune becomes the

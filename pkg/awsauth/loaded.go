@@ -6,7 +6,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"unicode/utf8"
 
 	yamlv2 "go.yaml.in/yaml/v2"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
@@ -239,7 +238,7 @@ func (l *Loaded) Matcher() *Matcher {
 		byFold := make(map[string][]LoadedMapping, len(kept))
 		for j := range kept {
 			f := keys[j]
-			if !set.fold || !isASCII(f) { // an ASCII key lowercased is folded
+			if !set.fold || !isASCII(f) { // an ASCII key lowercased is folded (foldKey)
 				f = foldKey(kept[j].ARN)
 			}
 			if prev, ok := byFold[f]; ok {
@@ -251,15 +250,6 @@ func (l *Loaded) Matcher() *Matcher {
 		x.sets[i] = matchSet{key: set.key, byFold: byFold}
 	}
 	return x
-}
-
-func isASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= utf8.RuneSelf {
-			return false
-		}
-	}
-	return true
 }
 
 // Match is Loaded.Match.
